@@ -1,0 +1,18 @@
+#![doc = include_str!("../README.md")]
+
+pub mod account;
+pub mod asset;
+pub mod billing;
+pub mod ids;
+pub mod media;
+pub mod time_format;
+pub mod tus;
+pub mod values;
+
+pub use account::{AdminToken, ApiKeySecret, KeyHash};
+pub use asset::{Asset, AssetFailure, AssetState, TransitionError};
+pub use billing::{Credits, LedgerEntry, LedgerKind, Settlement};
+pub use ids::{AccountId, ApiKeyId, AssetId, LedgerEntryId, ProjectId, UploadId};
+pub use media::{MediaFormat, MediaType};
+pub use tus::{Upload, UploadState};
+pub use values::{DurationMs, Language, ProjectName, SizeBytes, ValueError};
