@@ -1,1 +1,14 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+
+pub mod clock;
+pub mod error;
+pub mod pagination;
+pub mod ports;
+mod use_cases;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::IngestError;
+pub use pagination::{Cursor, Page, PageRequest};
+pub use use_cases::{
+    AssetFilter, CreateAsset, Ingest, IngestConfig, IngestPorts, MintedKey, UploadView,
+};

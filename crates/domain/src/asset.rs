@@ -141,18 +141,15 @@ impl Asset {
         }
     }
 
-    /// Records the format sniffed from the first chunk. Once, while uploading.
+    /// Records the format sniffed from the first chunk, while uploading.
+    ///
+    /// A first chunk re-sent after a drop that stored nothing is sniffed again, so this may
+    /// replace an earlier verdict as long as the upload has not finished.
     ///
     /// # Errors
-    /// Unless `pending_upload` with no format yet.
+    /// Unless `pending_upload`.
     pub fn identify(&mut self, format: MediaFormat) -> Result<(), TransitionError> {
         self.require(AssetState::PendingUpload, "identify its format")?;
-        if self.format.is_some() {
-            return Err(TransitionError {
-                from: self.state,
-                action: "identify its format twice",
-            });
-        }
         self.format = Some(format);
         Ok(())
     }
@@ -318,8 +315,10 @@ mod tests {
         let mut a = fresh();
         assert!(a.finish_upload(1000).is_err());
         a.identify(MediaFormat::Wav).expect("identify");
-        assert!(a.identify(MediaFormat::Mp3).is_err());
+        a.identify(MediaFormat::Mp3)
+            .expect("a re-sent first chunk is sniffed again");
         a.finish_upload(1000).expect("finish");
+        assert!(a.identify(MediaFormat::Wav).is_err());
         assert!(a.settle(Settlement::Insufficient { charge: 1 }).is_err());
     }
 

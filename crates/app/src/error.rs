@@ -1,0 +1,104 @@
+//! The one error type of the use cases. Each variant is one outcome of the contract; the HTTP
+//! adapter maps each to its status and code in one place.
+
+use thiserror::Error;
+
+use roughy_domain::tus::PatchRefusal;
+use roughy_domain::ValueError;
+
+use crate::ports::{BlobError, LockError, RepoError};
+
+/// A use case's refusal or failure.
+#[derive(Debug, Error)]
+pub enum IngestError {
+    /// Missing, malformed, unknown or revoked credentials.
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    /// The resource does not exist for the caller.
+    #[error("not found")]
+    NotFound,
+    /// The project does not exist for the caller.
+    #[error("project not found")]
+    ProjectNotFound,
+    /// The balance is zero or below.
+    #[error("a positive credit balance is required to start an upload")]
+    InsufficientCredits,
+    /// A parsed value was refused.
+    #[error(transparent)]
+    Value(#[from] ValueError),
+    /// A field failed validation.
+    #[error("{field}: {message}")]
+    Validation {
+        /// The field's name.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The upload existed and was terminated, expired or rejected.
+    #[error("the upload is gone")]
+    UploadGone,
+    /// A PATCH was refused before its body was read.
+    #[error(transparent)]
+    Patch(#[from] PatchRefusal),
+    /// The first chunk is not supported audio or video; the asset was deleted.
+    #[error("the uploaded bytes are not a supported audio or video format")]
+    UnsupportedMedia,
+    /// Another request holds the upload and did not release it.
+    #[error("another request is writing to this upload")]
+    UploadLocked,
+    /// This request was stopped so another one for the same upload could proceed.
+    #[error("interrupted by a newer request for this upload; {offset} bytes are stored")]
+    UploadInterrupted {
+        /// The offset stored when it stopped.
+        offset: u64,
+    },
+    /// The body stopped (dropped or idle) before its end; what arrived is stored.
+    #[error("the request body stopped early; {offset} bytes are stored")]
+    BodyStopped {
+        /// The offset stored when it stopped.
+        offset: u64,
+        /// Whether it was the idle timeout.
+        idle: bool,
+    },
+    /// The upload already finished.
+    #[error("the upload is complete; delete the asset instead")]
+    UploadComplete,
+    /// A download link was tampered with or has expired.
+    #[error("the download link is invalid or has expired")]
+    InvalidSignature,
+    /// A dependency is unavailable; retry.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else (logged; the client sees an opaque message).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<RepoError> for IngestError {
+    fn from(e: RepoError) -> Self {
+        match e {
+            RepoError::NotFound => Self::NotFound,
+            RepoError::Unavailable(m) => Self::Unavailable(m),
+            RepoError::Conflict(m) | RepoError::Internal(m) => Self::Internal(m),
+        }
+    }
+}
+
+impl From<BlobError> for IngestError {
+    fn from(e: BlobError) -> Self {
+        match e {
+            BlobError::NotFound => Self::NotFound,
+            BlobError::Unavailable(m) => Self::Unavailable(m),
+            BlobError::Internal(m) => Self::Internal(m),
+        }
+    }
+}
+
+impl From<LockError> for IngestError {
+    fn from(e: LockError) -> Self {
+        match e {
+            LockError::Locked => Self::UploadLocked,
+            LockError::Unavailable(m) => Self::Unavailable(m),
+        }
+    }
+}

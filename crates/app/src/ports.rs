@@ -1,0 +1,502 @@
+//! The ports: what the use cases need from the outside world.
+//!
+//! Repository ports are shaped around use cases: every use case that must be atomic is one
+//! method, so an adapter can run it in one transaction and call the pure `roughy_domain` rule
+//! inside (the rule lives once; the atomicity lives in the adapter).
+
+use std::fmt;
+use std::io::{Read, Seek};
+use std::ops::Range;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::Stream;
+use thiserror::Error;
+use time::{Duration, OffsetDateTime};
+
+use roughy_domain::{
+    Account, AccountId, ApiKey, ApiKeyId, Asset, AssetFailure, AssetId, AssetState, Credits,
+    DurationMs, KeyHash, LedgerEntry, MediaFormat, Project, ProjectId, Upload, UploadId,
+};
+
+use crate::pagination::{Page, PageRequest};
+
+#[cfg(test)]
+use mockall::automock;
+
+// ---------------------------------------------------------------------------------------------
+// Errors at the seams
+// ---------------------------------------------------------------------------------------------
+
+/// A repository failure, translated from the infrastructure at the adapter's seam.
+#[derive(Debug, Error)]
+pub enum RepoError {
+    /// A row the operation depends on is not there (e.g. the project was deleted meanwhile).
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness or state conflict.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The store is unreachable or exhausted (pool timeout): retryable, 503.
+    #[error("repository unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else.
+    #[error("repository failure: {0}")]
+    Internal(String),
+}
+
+/// A blob storage failure.
+#[derive(Debug, Error)]
+pub enum BlobError {
+    /// The object or staged upload does not exist.
+    #[error("blob not found")]
+    NotFound,
+    /// The store is unreachable: retryable.
+    #[error("blob storage unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else (I/O errors included).
+    #[error("blob storage failure: {0}")]
+    Internal(String),
+}
+
+/// Why a request body stopped before its end.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum BodyError {
+    /// The client sent nothing for the idle timeout.
+    #[error("the request body was idle for too long")]
+    IdleTimeout,
+    /// The connection dropped or the body was malformed.
+    #[error("the request body was interrupted: {0}")]
+    Interrupted(String),
+}
+
+/// A request body: chunks of bytes as they arrive. Not `Send`: HTTP servers hand out
+/// per-connection payloads that stay on their worker thread.
+pub type ByteStream<'a> = Pin<Box<dyn Stream<Item = Result<Bytes, BodyError>> + 'a>>;
+
+/// Stored bytes read back: a `Send` stream for responses.
+pub type BlobStream = Pin<Box<dyn Stream<Item = Result<Bytes, BlobError>> + Send>>;
+
+// ---------------------------------------------------------------------------------------------
+// Repositories
+// ---------------------------------------------------------------------------------------------
+
+/// The result of a top-up: its ledger entry and the assets it activated, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopUpOutcome {
+    /// The `top_up` entry.
+    pub entry: LedgerEntry,
+    /// `pending_payment` assets made `ready` by this top-up.
+    pub activated: Vec<AssetId>,
+}
+
+/// Accounts, keys and the credit ledger.
+#[cfg_attr(test, automock)]
+#[async_trait]
+pub trait AccountRepo: Send + Sync {
+    /// Stores a new account (balance 0).
+    async fn create_account(&self, account: &Account) -> Result<(), RepoError>;
+    /// The account, if it exists.
+    async fn get_account(&self, id: &AccountId) -> Result<Option<Account>, RepoError>;
+    /// Stores a key. MUST return `NotFound` if the account does not exist.
+    async fn create_api_key(&self, key: &ApiKey) -> Result<(), RepoError>;
+    /// Revokes a key at once. Returns whether it existed (and was not already revoked).
+    async fn revoke_api_key(&self, id: &ApiKeyId) -> Result<bool, RepoError>;
+    /// The account a live (unrevoked) key acts for.
+    async fn account_for_key(&self, hash: &KeyHash) -> Result<Option<AccountId>, RepoError>;
+    /// The balance: always the sum of the ledger amounts.
+    async fn balance(&self, account: &AccountId) -> Result<Credits, RepoError>;
+    /// Atomically: credits the balance, writes the `top_up` entry, and activates the account's
+    /// `pending_payment` assets oldest first with `roughy_domain::billing::activation_plan`
+    /// (each activation a charge entry). MUST return `NotFound` if the account does not exist.
+    async fn top_up(
+        &self,
+        account: &AccountId,
+        credits: Credits,
+        at: OffsetDateTime,
+    ) -> Result<TopUpOutcome, RepoError>;
+    /// The ledger, newest first.
+    async fn list_ledger(
+        &self,
+        account: &AccountId,
+        page: &PageRequest,
+    ) -> Result<Page<LedgerEntry>, RepoError>;
+}
+
+/// What must be purged from blob storage after rows were deleted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Purge {
+    /// The deleted asset (its finished object, if any).
+    pub asset_id: AssetId,
+    /// Its upload (staged bytes, if any).
+    pub upload_id: UploadId,
+}
+
+/// Projects.
+#[cfg_attr(test, automock)]
+#[async_trait]
+pub trait ProjectRepo: Send + Sync {
+    /// Stores a new project.
+    async fn create_project(&self, project: &Project) -> Result<(), RepoError>;
+    /// The caller's project, or `None` (another account's answers as missing).
+    async fn get_project(
+        &self,
+        account: &AccountId,
+        id: &ProjectId,
+    ) -> Result<Option<Project>, RepoError>;
+    /// The caller's projects, newest first.
+    async fn list_projects(
+        &self,
+        account: &AccountId,
+        page: &PageRequest,
+    ) -> Result<Page<Project>, RepoError>;
+    /// Atomically deletes the project and its assets as `AssetRepo::delete_asset` would.
+    /// `None` when it is not the caller's.
+    async fn delete_project(
+        &self,
+        account: &AccountId,
+        id: &ProjectId,
+        at: OffsetDateTime,
+    ) -> Result<Option<Vec<Purge>>, RepoError>;
+}
+
+/// Filters of the asset list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AssetFilter {
+    /// Only this project's.
+    pub project_id: Option<ProjectId>,
+    /// Only in this state.
+    pub state: Option<AssetState>,
+}
+
+/// Assets.
+#[cfg_attr(test, automock)]
+#[async_trait]
+pub trait AssetRepo: Send + Sync {
+    /// Atomically stores a new asset and its upload. MUST return `NotFound` if the project is
+    /// not (or no longer) the asset's account's.
+    async fn create_asset(&self, asset: &Asset, upload: &Upload) -> Result<(), RepoError>;
+    /// The caller's asset.
+    async fn get_asset(
+        &self,
+        account: &AccountId,
+        id: &AssetId,
+    ) -> Result<Option<Asset>, RepoError>;
+    /// The caller's assets, newest first.
+    async fn list_assets(
+        &self,
+        account: &AccountId,
+        filter: &AssetFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Asset>, RepoError>;
+    /// Atomically deletes the asset and everything derived from it: its upload (leaving a
+    /// tombstone), its pending processing job. `None` when it is not the caller's.
+    async fn delete_asset(
+        &self,
+        account: &AccountId,
+        id: &AssetId,
+        at: OffsetDateTime,
+    ) -> Result<Option<Purge>, RepoError>;
+}
+
+/// Why an upload is gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GoneReason {
+    /// Cancelled by `DELETE /v1/uploads/{id}`.
+    Terminated,
+    /// Idle past its expiry.
+    Expired,
+    /// The first chunk was not audio or video.
+    Rejected,
+    /// Its asset was deleted.
+    AssetDeleted,
+}
+
+/// What an upload id resolves to for one account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UploadLookup {
+    /// A live upload (active or completed) of the caller's.
+    Live(Upload),
+    /// It existed and is gone (a tombstone of the caller's).
+    Gone(GoneReason),
+    /// Never issued, or another account's.
+    Unknown,
+}
+
+/// TUS uploads.
+#[cfg_attr(test, automock)]
+#[async_trait]
+pub trait UploadRepo: Send + Sync {
+    /// Resolves an upload id for the caller.
+    async fn find_upload(
+        &self,
+        account: &AccountId,
+        id: &UploadId,
+    ) -> Result<UploadLookup, RepoError>;
+    /// Records the format sniffed from the first chunk on the upload's asset.
+    /// MUST return `NotFound` if the upload is no longer active.
+    async fn identify_upload(&self, id: &UploadId, format: MediaFormat) -> Result<(), RepoError>;
+    /// Records bytes durably stored: the new offset and the refreshed expiry.
+    /// MUST return `NotFound` if the upload is no longer active.
+    async fn record_progress(
+        &self,
+        id: &UploadId,
+        offset: u64,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), RepoError>;
+    /// Atomically: the upload completes (offset = length), the asset moves to `processing`
+    /// with `size_bytes`, and a processing job is durably queued.
+    /// MUST return `NotFound` if the upload is no longer active.
+    async fn finalize_upload(
+        &self,
+        id: &UploadId,
+        size: u64,
+        at: OffsetDateTime,
+    ) -> Result<(), RepoError>;
+    /// Atomically deletes an active upload and its asset, leaving a tombstone. With
+    /// `expired_before`, only if the upload's expiry is before that instant (a PATCH may have
+    /// refreshed it). `None` when there was nothing (left) to discard.
+    async fn discard_upload(
+        &self,
+        id: &UploadId,
+        reason: GoneReason,
+        expired_before: Option<OffsetDateTime>,
+        at: OffsetDateTime,
+    ) -> Result<Option<Purge>, RepoError>;
+    /// Active uploads whose expiry is before `now`, at most `limit`.
+    async fn expired_uploads(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<UploadId>, RepoError>;
+    /// Forgets tombstones written before `before`. Returns how many.
+    async fn prune_tombstones(&self, before: OffsetDateTime) -> Result<u64, RepoError>;
+}
+
+/// A claimed processing job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    /// The asset to process (a snapshot taken at claim time).
+    pub asset: Asset,
+    /// How many times it was claimed before (0 the first time).
+    pub attempts: u32,
+    /// The claim's token: completing with a stale token does nothing.
+    pub lease: String,
+}
+
+/// How a job ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// Measured: settle the charge (`roughy_domain::billing::settle`) with the state change.
+    Measured {
+        /// The duration.
+        duration: DurationMs,
+        /// A refined format (e.g. MKV without video → MKA).
+        format: Option<MediaFormat>,
+    },
+    /// Permanently failed: `failed`, never charged.
+    Failed(AssetFailure),
+}
+
+/// The durable processing queue.
+#[cfg_attr(test, automock)]
+#[async_trait]
+pub trait JobRepo: Send + Sync {
+    /// Claims the oldest job that is not leased (or whose lease ran out) for `lease`.
+    async fn claim_job(
+        &self,
+        now: OffsetDateTime,
+        lease: Duration,
+    ) -> Result<Option<Job>, RepoError>;
+    /// Atomically applies the outcome to the asset (settling the charge at most once, ever)
+    /// and removes the job. Returns the asset's new state; `None` when the asset or the
+    /// claim is gone (deleted meanwhile, or another worker took over): nothing changes and
+    /// nothing is charged.
+    async fn complete_job(
+        &self,
+        job: &Job,
+        outcome: &JobOutcome,
+        at: OffsetDateTime,
+    ) -> Result<Option<AssetState>, RepoError>;
+    /// Gives the job back after a transient failure, to be claimed again at `retry_at`.
+    async fn release_job(&self, job: &Job, retry_at: OffsetDateTime) -> Result<(), RepoError>;
+}
+
+/// Wakes the processing workers when a job was queued (a hint; they also poll).
+pub trait JobSignal: Send + Sync {
+    /// A job was queued.
+    fn job_queued(&self);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Locks
+// ---------------------------------------------------------------------------------------------
+
+/// Why a lock was not granted.
+#[derive(Debug, Error)]
+pub enum LockError {
+    /// The holder did not release within the wait.
+    #[error("the upload is locked by another request")]
+    Locked,
+    /// The lock service failed.
+    #[error("lock service unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A held upload lock. Dropping it releases the lock.
+pub trait UploadLease: Send + Sync {
+    /// Resolves when another request has asked for this upload: the holder should stop
+    /// reading, keep what it stored, and drop the lease.
+    fn stop_requested(&self) -> BoxFuture<'static, ()>;
+}
+
+/// One writer per upload at a time, with release requests (as tusd does).
+#[cfg_attr(test, automock)]
+#[async_trait]
+pub trait UploadLocks: Send + Sync {
+    /// Takes the upload's lock. If it is held, asks the holder to stop and waits for it to
+    /// release. MUST return `LockError::Locked` if the holder keeps it past the wait.
+    async fn acquire(&self, id: &UploadId) -> Result<Box<dyn UploadLease>, LockError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bytes
+// ---------------------------------------------------------------------------------------------
+
+/// Why an append stopped before the end of the body.
+#[derive(Debug)]
+pub enum AppendStop {
+    /// The body failed (dropped connection, idle timeout).
+    Body(BodyError),
+    /// The body carried more than the allowed bytes; the extra bytes were not kept.
+    TooLong,
+    /// The store failed.
+    Storage(BlobError),
+}
+
+/// The result of streaming one body into an upload.
+#[derive(Debug)]
+pub struct AppendOutcome {
+    /// The offset durably reached. Every byte below it is stored, also when the body stopped
+    /// midway. (An adapter may round down to its own write boundary.)
+    pub offset: u64,
+    /// Why it stopped early, if it did.
+    pub stop: Option<AppendStop>,
+}
+
+/// Where upload bytes go, durably, as they arrive.
+#[cfg_attr(test, automock)]
+#[async_trait(?Send)]
+pub trait UploadSink: Send + Sync {
+    /// Streams `body` into the upload at `offset` (the repository's offset: anything staged
+    /// past it is stale and is overwritten), at most `limit` bytes. Every byte counted in the
+    /// returned offset MUST be durable (fsync'd or acknowledged by the store) before this
+    /// returns, including when the body fails midway. MUST report `AppendStop::TooLong` when
+    /// the body holds more than `limit` bytes.
+    async fn append<'a>(
+        &self,
+        id: &UploadId,
+        offset: u64,
+        body: ByteStream<'a>,
+        limit: u64,
+    ) -> AppendOutcome;
+    /// Moves the complete upload into place as the asset's object. Returns its size.
+    async fn complete(&self, id: &UploadId, asset: &AssetId) -> Result<u64, BlobError>;
+    /// Removes staged bytes. Idempotent.
+    async fn abort(&self, id: &UploadId) -> Result<(), BlobError>;
+}
+
+/// A blocking, seekable reader over a stored object, for probing.
+pub trait BlobReader: Read + Seek + Send + Sync {
+    /// The object's size, when known.
+    fn byte_len(&self) -> Option<u64>;
+}
+
+/// Finished objects.
+#[cfg_attr(test, automock)]
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// The object's size; `NotFound` when absent.
+    async fn object_size(&self, asset: &AssetId) -> Result<u64, BlobError>;
+    /// A byte range of the object.
+    async fn read_range(&self, asset: &AssetId, range: Range<u64>)
+        -> Result<BlobStream, BlobError>;
+    /// A blocking reader over the object (use it off the async workers).
+    async fn open_reader(&self, asset: &AssetId) -> Result<Box<dyn BlobReader>, BlobError>;
+    /// Deletes the object. Idempotent.
+    async fn delete_object(&self, asset: &AssetId) -> Result<(), BlobError>;
+    /// Whether the store answers.
+    async fn check(&self) -> Result<(), BlobError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Media
+// ---------------------------------------------------------------------------------------------
+
+/// What probing measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MediaInfo {
+    /// The true playing time.
+    pub duration: DurationMs,
+    /// The format, when probing refined the sniffed one (MKV without video → MKA).
+    pub format: MediaFormat,
+}
+
+/// Why probing did not produce a duration.
+#[derive(Debug, Error)]
+pub enum ProbeError {
+    /// The media is broken for good: the asset fails with this code and message.
+    #[error("{}: {}", .0.code, .0.message)]
+    Media(AssetFailure),
+    /// Could not read the bytes right now: try again later.
+    #[error("probe could not run: {0}")]
+    Transient(String),
+}
+
+/// Identifies and measures media.
+#[cfg_attr(test, automock)]
+#[async_trait]
+pub trait MediaInspector: Send + Sync {
+    /// The supported format of a first chunk's head (≥ 64 bytes), or `None`.
+    fn sniff(&self, head: &[u8]) -> Option<MediaFormat>;
+    /// Measures the stored object. Runs the blocking work off the async workers.
+    async fn probe(
+        &self,
+        reader: Box<dyn BlobReader>,
+        sniffed: MediaFormat,
+    ) -> Result<MediaInfo, ProbeError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Download links
+// ---------------------------------------------------------------------------------------------
+
+/// A download link's signed parameters, as they arrive back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedDownload {
+    /// The asset.
+    pub asset_id: AssetId,
+    /// Its format (gives the `Content-Type`).
+    pub format: MediaFormat,
+    /// Unix seconds after which the link is refused.
+    pub expires: i64,
+    /// The signature.
+    pub signature: String,
+}
+
+/// Short-lived signed download links.
+pub trait DownloadLinks: Send + Sync + fmt::Debug {
+    /// A URL to download the asset, valid until `expires_at`. `base` is the service's public
+    /// URL, for links served by this service.
+    fn link(
+        &self,
+        base: &str,
+        asset: &AssetId,
+        format: MediaFormat,
+        expires_at: OffsetDateTime,
+    ) -> String;
+    /// Whether a link served by this service is authentic and unexpired at `now`.
+    fn verify(&self, link: &SignedDownload, now: OffsetDateTime) -> bool;
+}

@@ -1,0 +1,106 @@
+//! Accounts, API keys, authentication, top-ups and the ledger.
+
+use roughy_domain::billing::{Credits, MAX_TOP_UP};
+use roughy_domain::{Account, AccountId, ApiKey, ApiKeyId, ApiKeySecret, LedgerEntry};
+
+use super::Ingest;
+use crate::error::IngestError;
+use crate::pagination::{Page, PageRequest};
+use crate::ports::TopUpOutcome;
+
+/// A freshly minted key: its secret is shown this once.
+#[derive(Debug)]
+pub struct MintedKey {
+    /// The stored key.
+    pub key: ApiKey,
+    /// The secret.
+    pub secret: ApiKeySecret,
+}
+
+impl Ingest {
+    /// Creates an account with a zero balance.
+    pub async fn create_account(&self, name: Option<String>) -> Result<Account, IngestError> {
+        let account = Account {
+            id: AccountId::generate(),
+            name,
+            created_at: roughy_domain::time_format::to_micros(self.ports.clock.now()),
+        };
+        self.ports.accounts.create_account(&account).await?;
+        Ok(account)
+    }
+
+    /// Mints an API key for an account.
+    pub async fn mint_api_key(&self, account: &AccountId) -> Result<MintedKey, IngestError> {
+        let secret = ApiKeySecret::generate();
+        let key = ApiKey {
+            id: ApiKeyId::generate(),
+            account_id: account.clone(),
+            hash: secret.hash(),
+            created_at: roughy_domain::time_format::to_micros(self.ports.clock.now()),
+        };
+        self.ports.accounts.create_api_key(&key).await?;
+        Ok(MintedKey { key, secret })
+    }
+
+    /// Revokes a key at once.
+    pub async fn revoke_api_key(&self, id: &ApiKeyId) -> Result<(), IngestError> {
+        if self.ports.accounts.revoke_api_key(id).await? {
+            Ok(())
+        } else {
+            Err(IngestError::NotFound)
+        }
+    }
+
+    /// The account a bearer secret acts for.
+    pub async fn authenticate(&self, bearer: &str) -> Result<AccountId, IngestError> {
+        let secret = ApiKeySecret::parse(bearer).ok_or(IngestError::Unauthorized)?;
+        self.ports
+            .accounts
+            .account_for_key(&secret.hash())
+            .await?
+            .ok_or(IngestError::Unauthorized)
+    }
+
+    /// The account, for the operator API.
+    pub async fn get_account(&self, id: &AccountId) -> Result<Account, IngestError> {
+        self.ports
+            .accounts
+            .get_account(id)
+            .await?
+            .ok_or(IngestError::NotFound)
+    }
+
+    /// The balance.
+    pub async fn balance(&self, account: &AccountId) -> Result<Credits, IngestError> {
+        Ok(self.ports.accounts.balance(account).await?)
+    }
+
+    /// Credits the account and activates what the new balance covers, oldest first.
+    pub async fn top_up(
+        &self,
+        account: &AccountId,
+        credits: Credits,
+    ) -> Result<TopUpOutcome, IngestError> {
+        if !(1..=MAX_TOP_UP).contains(&credits) {
+            return Err(IngestError::Validation {
+                field: "credits",
+                message: format!("must be an integer from 1 to {MAX_TOP_UP}"),
+            });
+        }
+        let at = roughy_domain::time_format::to_micros(self.ports.clock.now());
+        let outcome = self.ports.accounts.top_up(account, credits, at).await?;
+        if !outcome.activated.is_empty() {
+            tracing::info!(account = %account, activated = outcome.activated.len(), "top-up activated assets");
+        }
+        Ok(outcome)
+    }
+
+    /// The ledger, newest first.
+    pub async fn ledger(
+        &self,
+        account: &AccountId,
+        page: &PageRequest,
+    ) -> Result<Page<LedgerEntry>, IngestError> {
+        Ok(self.ports.accounts.list_ledger(account, page).await?)
+    }
+}

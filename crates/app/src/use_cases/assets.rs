@@ -1,0 +1,137 @@
+//! Creating, reading, listing and deleting assets; download links.
+
+use roughy_domain::billing::may_start_upload;
+use roughy_domain::tus::expiry_after;
+use roughy_domain::{
+    AccountId, Asset, AssetId, AssetState, Language, ProjectId, SizeBytes, Upload, UploadState,
+};
+
+use super::Ingest;
+use crate::error::IngestError;
+use crate::pagination::{Page, PageRequest};
+use crate::ports::{AssetFilter, RepoError};
+
+/// The create command, parsed from the request at the edge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreateAsset {
+    /// The owning project.
+    pub project_id: ProjectId,
+    /// The declared size.
+    pub size: SizeBytes,
+    /// The language hint.
+    pub language: Option<Language>,
+}
+
+impl Ingest {
+    /// Creates an asset in `pending_upload` and opens its TUS upload.
+    ///
+    /// # Errors
+    /// `InsufficientCredits` at a zero-or-below balance (nothing is created);
+    /// `ProjectNotFound` when the project is not the caller's.
+    pub async fn create_asset(
+        &self,
+        account: &AccountId,
+        command: CreateAsset,
+    ) -> Result<(Asset, Upload), IngestError> {
+        if self
+            .ports
+            .projects
+            .get_project(account, &command.project_id)
+            .await?
+            .is_none()
+        {
+            return Err(IngestError::ProjectNotFound);
+        }
+        if !may_start_upload(self.ports.accounts.balance(account).await?) {
+            return Err(IngestError::InsufficientCredits);
+        }
+        let now = roughy_domain::time_format::to_micros(self.ports.clock.now());
+        let asset = Asset::new(
+            account.clone(),
+            command.project_id,
+            command.size,
+            command.language,
+            now,
+        );
+        let upload = Upload {
+            id: asset.upload_id.clone(),
+            asset_id: asset.id.clone(),
+            account_id: account.clone(),
+            length: command.size,
+            offset: 0,
+            expires_at: expiry_after(now, self.config.upload_ttl),
+            state: UploadState::Active,
+        };
+        match self.ports.assets.create_asset(&asset, &upload).await {
+            Ok(()) => Ok((asset, upload)),
+            Err(RepoError::NotFound) => Err(IngestError::ProjectNotFound),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The caller's asset.
+    pub async fn get_asset(&self, account: &AccountId, id: &AssetId) -> Result<Asset, IngestError> {
+        self.ports
+            .assets
+            .get_asset(account, id)
+            .await?
+            .ok_or(IngestError::NotFound)
+    }
+
+    /// A fresh signed download link for a `ready` asset, `None` in any other state.
+    pub fn download_link(&self, base: &str, asset: &Asset) -> Option<String> {
+        let format = asset.format?;
+        (asset.state == AssetState::Ready).then(|| {
+            let expires_at = self.ports.clock.now() + self.config.download_ttl;
+            self.ports.links.link(base, &asset.id, format, expires_at)
+        })
+    }
+
+    /// The caller's assets, newest first.
+    pub async fn list_assets(
+        &self,
+        account: &AccountId,
+        filter: &AssetFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Asset>, IngestError> {
+        Ok(self.ports.assets.list_assets(account, filter, page).await?)
+    }
+
+    /// Deletes the asset and everything derived from it, then purges its bytes.
+    pub async fn delete_asset(&self, account: &AccountId, id: &AssetId) -> Result<(), IngestError> {
+        let at = self.ports.clock.now();
+        let purge = self
+            .ports
+            .assets
+            .delete_asset(account, id, at)
+            .await?
+            .ok_or(IngestError::NotFound)?;
+        self.purge(&purge).await;
+        Ok(())
+    }
+}
+
+impl Ingest {
+    /// Checks a download link served by this service and returns the object's size.
+    ///
+    /// # Errors
+    /// `InvalidSignature` when tampered or expired; `NotFound` when the bytes are gone.
+    pub async fn open_download(
+        &self,
+        link: &crate::ports::SignedDownload,
+    ) -> Result<u64, IngestError> {
+        if !self.ports.links.verify(link, self.ports.clock.now()) {
+            return Err(IngestError::InvalidSignature);
+        }
+        Ok(self.ports.blobs.object_size(&link.asset_id).await?)
+    }
+
+    /// Streams a byte range of an asset's object (after [`Ingest::open_download`]).
+    pub async fn read_object(
+        &self,
+        asset: &AssetId,
+        range: std::ops::Range<u64>,
+    ) -> Result<crate::ports::BlobStream, IngestError> {
+        Ok(self.ports.blobs.read_range(asset, range).await?)
+    }
+}

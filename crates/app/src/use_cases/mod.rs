@@ -1,0 +1,128 @@
+//! The use cases, one file per concern, all methods of [`Ingest`].
+
+mod accounts;
+mod assets;
+mod processing;
+mod projects;
+mod reaper;
+mod uploads;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use time::Duration;
+
+use crate::clock::Clock;
+use crate::ports::{
+    AccountRepo, AssetRepo, BlobStore, DownloadLinks, JobRepo, JobSignal, MediaInspector,
+    ProjectRepo, UploadLocks, UploadRepo, UploadSink,
+};
+
+pub use crate::ports::AssetFilter;
+pub use accounts::MintedKey;
+pub use assets::CreateAsset;
+pub use uploads::UploadView;
+
+/// Tunables of the use cases.
+#[derive(Clone, Debug)]
+pub struct IngestConfig {
+    /// How long an idle upload lives (each successful PATCH refreshes it).
+    pub upload_ttl: Duration,
+    /// How long a download link is valid.
+    pub download_ttl: Duration,
+    /// How long a processing job is leased to a worker before another may take it.
+    pub job_lease: Duration,
+    /// How long to wait before retrying a job after a transient failure.
+    pub job_retry_delay: Duration,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            upload_ttl: roughy_domain::tus::DEFAULT_UPLOAD_TTL,
+            download_ttl: Duration::seconds(300),
+            job_lease: Duration::minutes(10),
+            job_retry_delay: Duration::seconds(5),
+        }
+    }
+}
+
+/// Every adapter the use cases need.
+#[derive(Clone)]
+pub struct IngestPorts {
+    /// Accounts, keys, ledger.
+    pub accounts: Arc<dyn AccountRepo>,
+    /// Projects.
+    pub projects: Arc<dyn ProjectRepo>,
+    /// Assets.
+    pub assets: Arc<dyn AssetRepo>,
+    /// Uploads.
+    pub uploads: Arc<dyn UploadRepo>,
+    /// Processing jobs.
+    pub jobs: Arc<dyn JobRepo>,
+    /// Per-upload write locks.
+    pub locks: Arc<dyn UploadLocks>,
+    /// Upload bytes.
+    pub sink: Arc<dyn UploadSink>,
+    /// Finished objects.
+    pub blobs: Arc<dyn BlobStore>,
+    /// Sniffing and probing.
+    pub media: Arc<dyn MediaInspector>,
+    /// Signed download links.
+    pub links: Arc<dyn DownloadLinks>,
+    /// Wakes processing workers.
+    pub job_signal: Arc<dyn JobSignal>,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for IngestPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestPorts").finish_non_exhaustive()
+    }
+}
+
+/// The application: every use case, over its ports.
+#[derive(Clone)]
+pub struct Ingest {
+    ports: IngestPorts,
+    config: IngestConfig,
+}
+
+impl std::fmt::Debug for Ingest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingest")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ingest {
+    /// Wires the use cases.
+    pub fn new(ports: IngestPorts, config: IngestConfig) -> Self {
+        Self { ports, config }
+    }
+
+    /// The tunables.
+    pub fn config(&self) -> &IngestConfig {
+        &self.config
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &dyn Clock {
+        self.ports.clock.as_ref()
+    }
+
+    /// Purges stored bytes of deleted rows. Best effort: a failure is logged; the reaper of
+    /// orphaned bytes (and, with a database, the purge outbox) gets them later.
+    async fn purge(&self, purge: &crate::ports::Purge) {
+        if let Err(e) = self.ports.sink.abort(&purge.upload_id).await {
+            tracing::warn!(upload = %purge.upload_id, error = %e, "failed to remove staged upload bytes");
+        }
+        if let Err(e) = self.ports.blobs.delete_object(&purge.asset_id).await {
+            tracing::warn!(asset = %purge.asset_id, error = %e, "failed to remove the asset object");
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! TUS uploads: status (HEAD), append a chunk (PATCH), terminate (DELETE).
+
+use bytes::{Bytes, BytesMut};
+use futures::{stream, FutureExt, StreamExt};
+use time::OffsetDateTime;
+
+use roughy_domain::tus::{expiry_after, PatchRefusal, MIN_FIRST_CHUNK};
+use roughy_domain::{AccountId, Upload, UploadId, UploadState};
+
+use super::Ingest;
+use crate::error::IngestError;
+use crate::ports::{AppendStop, BodyError, ByteStream, GoneReason, UploadLookup};
+
+/// What HEAD and a successful PATCH report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadView {
+    /// Bytes durably stored.
+    pub offset: u64,
+    /// The declared length.
+    pub length: u64,
+    /// While pending: when it expires.
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl UploadView {
+    fn of(upload: &Upload) -> Self {
+        match upload.state {
+            UploadState::Active => Self {
+                offset: upload.offset,
+                length: upload.length.get(),
+                expires_at: Some(upload.expires_at),
+            },
+            UploadState::Completed => Self {
+                offset: upload.length.get(),
+                length: upload.length.get(),
+                expires_at: None,
+            },
+        }
+    }
+}
+
+impl Ingest {
+    async fn live_upload(&self, account: &AccountId, id: &UploadId) -> Result<Upload, IngestError> {
+        match self.ports.uploads.find_upload(account, id).await? {
+            UploadLookup::Live(upload) => Ok(upload),
+            UploadLookup::Gone(_) => Err(IngestError::UploadGone),
+            UploadLookup::Unknown => Err(IngestError::NotFound),
+        }
+    }
+
+    /// The canonical offset (HEAD). A completed upload reports offset = length.
+    pub async fn upload_status(
+        &self,
+        account: &AccountId,
+        id: &UploadId,
+    ) -> Result<UploadView, IngestError> {
+        Ok(UploadView::of(&self.live_upload(account, id).await?))
+    }
+
+    /// Appends one chunk (PATCH).
+    ///
+    /// Takes the upload's lock (asking a holder to stop), checks the offset and length, sniffs
+    /// the first chunk before anything is kept (rejecting and deleting a non-media upload),
+    /// streams the body durably into the sink, records the new offset and expiry, and on the
+    /// last byte finalises: object in place, asset `processing`, job queued, all before
+    /// returning.
+    ///
+    /// # Errors
+    /// The contract's refusals: `NotFound`, `UploadGone`, `Patch(..)`, `UnsupportedMedia`,
+    /// `UploadLocked`, `UploadInterrupted`, `BodyStopped`; `Unavailable`/`Internal` on
+    /// infrastructure failures. A refused or failed PATCH never moves the offset past the
+    /// bytes durably stored.
+    pub async fn append_chunk(
+        &self,
+        account: &AccountId,
+        id: &UploadId,
+        claimed_offset: u64,
+        chunk_len: Option<u64>,
+        body: ByteStream<'_>,
+    ) -> Result<UploadView, IngestError> {
+        // Cheap refusals first, without taking the lock.
+        self.live_upload(account, id).await?;
+        let lease = self.ports.locks.acquire(id).await?;
+        // Read again under the lock: the previous holder may have moved the offset.
+        let upload = self.live_upload(account, id).await?;
+        if upload.state == UploadState::Completed {
+            let done = Upload {
+                offset: upload.length.get(),
+                ..upload.clone()
+            };
+            done.check_patch(claimed_offset, chunk_len)?;
+            return match chunk_len {
+                Some(0) => Ok(UploadView::of(&upload)),
+                _ => Err(PatchRefusal::LengthExceeded {
+                    end: upload.length.get().saturating_add(chunk_len.unwrap_or(1)),
+                    length: upload.length.get(),
+                }
+                .into()),
+            };
+        }
+        upload.check_patch(claimed_offset, chunk_len)?;
+
+        let stop = lease.stop_requested().shared();
+        let stopped = stop.clone();
+        let mut body: ByteStream<'_> = Box::pin(body.take_until(stop));
+
+        if upload.expects_first_chunk() {
+            let head = read_head(&mut body).await?;
+            let Some(format) = self.ports.media.sniff(&head) else {
+                let at = self.ports.clock.now();
+                if let Some(purge) = self
+                    .ports
+                    .uploads
+                    .discard_upload(id, GoneReason::Rejected, None, at)
+                    .await?
+                {
+                    self.purge(&purge).await;
+                }
+                tracing::info!(upload = %id, "first chunk is not supported media; upload rejected");
+                return Err(IngestError::UnsupportedMedia);
+            };
+            self.ports.uploads.identify_upload(id, format).await?;
+            body = Box::pin(stream::once(async move { Ok(head) }).chain(body));
+        }
+
+        let outcome = self
+            .ports
+            .sink
+            .append(id, upload.offset, body, upload.remaining())
+            .await;
+        if let Some(AppendStop::TooLong) = outcome.stop {
+            // Nothing of a refused chunk counts: the offset stays where it was.
+            return Err(PatchRefusal::LengthExceeded {
+                end: upload.length.get().saturating_add(1),
+                length: upload.length.get(),
+            }
+            .into());
+        }
+        let now = self.ports.clock.now();
+        let offset = outcome.offset.min(upload.length.get());
+        let expires_at = expiry_after(now, self.config.upload_ttl);
+        if offset > upload.offset {
+            self.ports
+                .uploads
+                .record_progress(id, offset, expires_at)
+                .await?;
+        }
+        match outcome.stop {
+            Some(AppendStop::Storage(e)) => return Err(e.into()),
+            Some(AppendStop::Body(e)) => {
+                return Err(IngestError::BodyStopped {
+                    offset,
+                    idle: e == BodyError::IdleTimeout,
+                })
+            }
+            Some(AppendStop::TooLong) | None => {}
+        }
+        if stopped.now_or_never().is_some() && offset < upload.length.get() {
+            return Err(IngestError::UploadInterrupted { offset });
+        }
+        let mut view = UploadView {
+            offset,
+            length: upload.length.get(),
+            expires_at: Some(expires_at),
+        };
+        if offset == upload.length.get() {
+            let size = self.ports.sink.complete(id, &upload.asset_id).await?;
+            self.ports.uploads.finalize_upload(id, size, now).await?;
+            self.ports.job_signal.job_queued();
+            tracing::info!(upload = %id, asset = %upload.asset_id, size, "upload finalised; processing queued");
+            view.expires_at = None;
+        }
+        drop(lease);
+        Ok(view)
+    }
+
+    /// Cancels a pending upload and deletes its asset and bytes (DELETE). Idempotent.
+    ///
+    /// # Errors
+    /// `NotFound` for an id never issued (or another account's); `UploadComplete` when the
+    /// upload already finished.
+    pub async fn terminate_upload(
+        &self,
+        account: &AccountId,
+        id: &UploadId,
+    ) -> Result<(), IngestError> {
+        let upload = match self.ports.uploads.find_upload(account, id).await? {
+            UploadLookup::Live(upload) => upload,
+            UploadLookup::Gone(_) => return Ok(()),
+            UploadLookup::Unknown => return Err(IngestError::NotFound),
+        };
+        if upload.state == UploadState::Completed {
+            return Err(IngestError::UploadComplete);
+        }
+        // Stop a writer first, so its bytes are not staged after the purge.
+        let lease = self.ports.locks.acquire(id).await?;
+        let at = self.ports.clock.now();
+        let purge = self
+            .ports
+            .uploads
+            .discard_upload(id, GoneReason::Terminated, None, at)
+            .await?;
+        drop(lease);
+        match purge {
+            Some(purge) => self.purge(&purge).await,
+            None => {
+                // Raced with finalisation or another DELETE: report what it is now.
+                if let UploadLookup::Live(u) = self.ports.uploads.find_upload(account, id).await? {
+                    if u.state == UploadState::Completed {
+                        return Err(IngestError::UploadComplete);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads body chunks until at least [`MIN_FIRST_CHUNK`] bytes arrived (or the body ended).
+async fn read_head(body: &mut ByteStream<'_>) -> Result<Bytes, IngestError> {
+    let mut head = BytesMut::new();
+    while (head.len() as u64) < MIN_FIRST_CHUNK {
+        match body.next().await {
+            Some(Ok(chunk)) => head.extend_from_slice(&chunk),
+            Some(Err(e)) => {
+                return Err(IngestError::BodyStopped {
+                    offset: 0,
+                    idle: e == BodyError::IdleTimeout,
+                })
+            }
+            None => return Err(PatchRefusal::FirstChunkTooSmall.into()),
+        }
+    }
+    Ok(head.freeze())
+}
