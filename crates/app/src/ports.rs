@@ -387,6 +387,10 @@ pub struct AppendOutcome {
 }
 
 /// Where upload bytes go, durably, as they arrive.
+///
+/// Only `append` lives here, and it alone is not `Send`: request bodies of the HTTP server
+/// stay on their worker thread. Completing and aborting staged uploads are `BlobStore`
+/// methods, so background workers (the reaper) can call them from any thread.
 #[cfg_attr(test, automock)]
 #[async_trait(?Send)]
 pub trait UploadSink: Send + Sync {
@@ -402,10 +406,6 @@ pub trait UploadSink: Send + Sync {
         body: ByteStream<'a>,
         limit: u64,
     ) -> AppendOutcome;
-    /// Moves the complete upload into place as the asset's object. Returns its size.
-    async fn complete(&self, id: &UploadId, asset: &AssetId) -> Result<u64, BlobError>;
-    /// Removes staged bytes. Idempotent.
-    async fn abort(&self, id: &UploadId) -> Result<(), BlobError>;
 }
 
 /// A blocking, seekable reader over a stored object, for probing.
@@ -414,10 +414,15 @@ pub trait BlobReader: Read + Seek + Send + Sync {
     fn byte_len(&self) -> Option<u64>;
 }
 
-/// Finished objects.
+/// Finished objects, and the staged uploads they are made from.
 #[cfg_attr(test, automock)]
 #[async_trait]
 pub trait BlobStore: Send + Sync {
+    /// Moves a complete staged upload into place as the asset's object (zero copy where the
+    /// store allows). Returns its size. Repeating it after success answers the object's size.
+    async fn complete_upload(&self, id: &UploadId, asset: &AssetId) -> Result<u64, BlobError>;
+    /// Removes an upload's staged bytes (aborting a multipart upload). Idempotent.
+    async fn abort_upload(&self, id: &UploadId) -> Result<(), BlobError>;
     /// The object's size; `NotFound` when absent.
     async fn object_size(&self, asset: &AssetId) -> Result<u64, BlobError>;
     /// A byte range of the object.
@@ -499,4 +504,17 @@ pub trait DownloadLinks: Send + Sync + fmt::Debug {
     ) -> String;
     /// Whether a link served by this service is authentic and unexpired at `now`.
     fn verify(&self, link: &SignedDownload, now: OffsetDateTime) -> bool;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Health
+// ---------------------------------------------------------------------------------------------
+
+/// A dependency that `GET /readyz` asks (the database, blob storage).
+#[async_trait]
+pub trait HealthCheck: Send + Sync {
+    /// The dependency's name, for logs.
+    fn name(&self) -> &'static str;
+    /// Whether it answers now.
+    async fn check(&self) -> Result<(), String>;
 }

@@ -1,1 +1,138 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+
+mod dto;
+mod error;
+mod extract;
+mod openapi;
+mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_cors::Cors;
+use actix_web::http::{header, Method};
+use actix_web::web;
+
+use roughy_app::ports::HealthCheck;
+use roughy_app::Ingest;
+use roughy_domain::AdminToken;
+
+pub use error::{ApiError, ErrorBody};
+pub use openapi::openapi_json;
+
+/// Settings of the HTTP adapter.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// `ROUGHY_PUBLIC_URL`: the base of absolute URLs; `None` derives it from the request.
+    pub public_url: Option<String>,
+    /// `ROUGHY_TRUST_PROXY`: honour `Forwarded` / `X-Forwarded-*` when deriving it.
+    pub trust_proxy: bool,
+    /// `ROUGHY_ADMIN_TOKEN`: enables `/admin/v1` when set.
+    pub admin_token: Option<AdminToken>,
+    /// `ROUGHY_CORS_ORIGINS`: allowed origins; `*` allows any.
+    pub cors_origins: Vec<String>,
+    /// How long a PATCH body may be idle before it is cut.
+    pub body_idle_timeout: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            trust_proxy: false,
+            admin_token: None,
+            cors_origins: vec!["*".to_owned()],
+            body_idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct HttpState {
+    /// The use cases.
+    pub ingest: Ingest,
+    /// The adapter settings.
+    pub settings: HttpSettings,
+    /// What `GET /readyz` asks.
+    pub readiness: Vec<Arc<dyn HealthCheck>>,
+}
+
+impl std::fmt::Debug for HttpState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpState")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Registers every route. Used by the server and by the tests alike.
+pub fn configure(state: HttpState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg: &mut web::ServiceConfig| {
+        let admin = state.settings.admin_token.is_some();
+        cfg.app_data(web::Data::new(state))
+            .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::not_found().into()))
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(|e, _| ApiError::validation("query", e.to_string()).into()),
+            );
+        routes::ops::configure(cfg);
+        routes::projects::configure(cfg);
+        routes::assets::configure(cfg);
+        routes::uploads::configure(cfg);
+        routes::credits::configure(cfg);
+        routes::downloads::configure(cfg);
+        if admin {
+            routes::admin::configure(cfg);
+        }
+    }
+}
+
+/// The app-wide fallback: an unknown route is a JSON 404.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found()
+}
+
+/// CORS for browser clients: preflights answered without auth, TUS headers exposed.
+pub fn cors(settings: &HttpSettings) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::DELETE,
+            Method::HEAD,
+            Method::OPTIONS,
+        ])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("upload-offset"),
+            header::HeaderName::from_static("upload-length"),
+            header::HeaderName::from_static("tus-resumable"),
+            header::HeaderName::from_static("upload-metadata"),
+            header::HeaderName::from_static("upload-defer-length"),
+            header::HeaderName::from_static("upload-concat"),
+            header::HeaderName::from_static("x-http-method-override"),
+            header::HeaderName::from_static("x-requested-with"),
+        ])
+        .expose_headers([
+            header::LOCATION,
+            header::HeaderName::from_static("upload-offset"),
+            header::HeaderName::from_static("upload-length"),
+            header::HeaderName::from_static("upload-expires"),
+            header::HeaderName::from_static("tus-resumable"),
+            header::HeaderName::from_static("tus-version"),
+            header::HeaderName::from_static("tus-extension"),
+            header::HeaderName::from_static("tus-max-size"),
+        ])
+        .max_age(86_400);
+    if settings.cors_origins.iter().any(|o| o == "*") {
+        cors = cors.allow_any_origin().send_wildcard();
+    } else {
+        for origin in &settings.cors_origins {
+            cors = cors.allowed_origin(origin);
+        }
+    }
+    cors
+}

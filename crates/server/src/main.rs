@@ -1,1 +1,45 @@
-fn main() {}
+//! `roughy-server`: starts the service, configured only by the environment.
+//! `roughy-server openapi` prints the OpenAPI document instead.
+
+use std::process::ExitCode;
+
+use roughy_server::{Application, Config, Overrides};
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("openapi") {
+        #[allow(clippy::print_stdout, reason = "the document is the output")]
+        {
+            println!("{}", roughy_http::openapi_json());
+        }
+        return ExitCode::SUCCESS;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("roughy-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let app = match Application::build(config, Overrides::default()).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("roughy-server: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match app.run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("roughy-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -118,7 +118,7 @@ impl Ingest {
     /// Purges stored bytes of deleted rows. Best effort: a failure is logged; the reaper of
     /// orphaned bytes (and, with a database, the purge outbox) gets them later.
     async fn purge(&self, purge: &crate::ports::Purge) {
-        if let Err(e) = self.ports.sink.abort(&purge.upload_id).await {
+        if let Err(e) = self.ports.blobs.abort_upload(&purge.upload_id).await {
             tracing::warn!(upload = %purge.upload_id, error = %e, "failed to remove staged upload bytes");
         }
         if let Err(e) = self.ports.blobs.delete_object(&purge.asset_id).await {

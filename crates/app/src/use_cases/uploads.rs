@@ -164,7 +164,11 @@ impl Ingest {
             expires_at: Some(expires_at),
         };
         if offset == upload.length.get() {
-            let size = self.ports.sink.complete(id, &upload.asset_id).await?;
+            let size = self
+                .ports
+                .blobs
+                .complete_upload(id, &upload.asset_id)
+                .await?;
             self.ports.uploads.finalize_upload(id, size, now).await?;
             self.ports.job_signal.job_queued();
             tracing::info!(upload = %id, asset = %upload.asset_id, size, "upload finalised; processing queued");

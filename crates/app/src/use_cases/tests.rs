@@ -1,1 +1,0 @@
-//! Use-case tests with mocked ports.

@@ -1,0 +1,244 @@
+//! Use-case tests with mocked ports.
+//!
+//! Every port is a `mockall` mock (a call nobody expected fails the test); the few ports that
+//! are plain traits without a mock (`UploadLease`, `DownloadLinks`, `JobSignal`, `Clock`) get
+//! small fakes here. The clock is frozen, so every instant a use case passes on is exact.
+
+mod accounts;
+mod assets;
+mod processing;
+mod reaper;
+mod uploads;
+
+use std::io::{self, Cursor, Read, Seek, SeekFrom};
+use std::sync::{Arc, Mutex};
+
+use futures::future::{self, BoxFuture, FutureExt};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+use roughy_domain::{AccountId, AssetId, MediaFormat, SizeBytes, Upload, UploadId, UploadState};
+
+use super::{Ingest, IngestConfig, IngestPorts};
+use crate::clock::Clock;
+use crate::ports::{
+    BlobReader, DownloadLinks, JobSignal, MockAccountRepo, MockAssetRepo, MockBlobStore,
+    MockJobRepo, MockMediaInspector, MockProjectRepo, MockUploadLocks, MockUploadRepo,
+    MockUploadSink, SignedDownload, UploadLease,
+};
+
+/// The frozen "now" of every test (whole microseconds, so repositories' precision is a no-op).
+const NOW: OffsetDateTime = datetime!(2026-11-23 10:15:00.123456 UTC);
+/// Deliberately not the defaults, so a test sees which setting a use case used.
+const UPLOAD_TTL: Duration = Duration::hours(3);
+const DOWNLOAD_TTL: Duration = Duration::seconds(90);
+const JOB_LEASE: Duration = Duration::minutes(4);
+const JOB_RETRY_DELAY: Duration = Duration::seconds(7);
+
+fn config() -> IngestConfig {
+    IngestConfig {
+        upload_ttl: UPLOAD_TTL,
+        download_ttl: DOWNLOAD_TTL,
+        job_lease: JOB_LEASE,
+        job_retry_delay: JOB_RETRY_DELAY,
+    }
+}
+
+/// A clock stopped at one instant.
+#[derive(Debug)]
+struct FixedClock(OffsetDateTime);
+
+impl Clock for FixedClock {
+    fn now(&self) -> OffsetDateTime {
+        self.0
+    }
+}
+
+/// What happened, in order, across ports: mock closures and fakes push to it.
+#[derive(Clone, Debug, Default)]
+struct Journal(Arc<Mutex<Vec<String>>>);
+
+impl Journal {
+    fn push(&self, event: impl Into<String>) {
+        self.0.lock().expect("journal lock").push(event.into());
+    }
+
+    fn entries(&self) -> Vec<String> {
+        self.0.lock().expect("journal lock").clone()
+    }
+
+    fn count(&self, event: &str) -> usize {
+        self.entries().iter().filter(|e| *e == event).count()
+    }
+}
+
+/// The processing wake-up hint: records `job_queued` in the journal.
+#[derive(Debug)]
+struct RecordingSignal(Journal);
+
+impl JobSignal for RecordingSignal {
+    fn job_queued(&self) {
+        self.0.push("job_queued");
+    }
+}
+
+/// Download links that are easy to read back in assertions.
+#[derive(Debug)]
+struct FakeLinks {
+    authentic: bool,
+}
+
+impl DownloadLinks for FakeLinks {
+    fn link(
+        &self,
+        base: &str,
+        asset: &AssetId,
+        format: MediaFormat,
+        expires_at: OffsetDateTime,
+    ) -> String {
+        format!(
+            "{base}/v1/downloads/{asset}.{}?expires={}",
+            format.extension(),
+            expires_at.unix_timestamp()
+        )
+    }
+
+    fn verify(&self, _link: &SignedDownload, _now: OffsetDateTime) -> bool {
+        self.authentic
+    }
+}
+
+/// A held upload lock whose holder is, or is not, asked to stop.
+#[derive(Debug, Clone, Copy)]
+enum FakeLease {
+    /// Nobody else wants the upload.
+    Undisturbed,
+    /// A newer request for the upload asked this one to stop.
+    StopRequested,
+}
+
+impl UploadLease for FakeLease {
+    fn stop_requested(&self) -> BoxFuture<'static, ()> {
+        match self {
+            Self::Undisturbed => future::pending().boxed(),
+            Self::StopRequested => future::ready(()).boxed(),
+        }
+    }
+}
+
+/// A stored object read back for probing.
+#[derive(Debug, Default)]
+struct FakeReader(Cursor<Vec<u8>>);
+
+impl Read for FakeReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Seek for FakeReader {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.0.seek(pos)
+    }
+}
+
+impl BlobReader for FakeReader {
+    fn byte_len(&self) -> Option<u64> {
+        u64::try_from(self.0.get_ref().len()).ok()
+    }
+}
+
+/// Every port of [`Ingest`]: mocks to set expectations on, then [`Harness::build`].
+struct Harness {
+    accounts: MockAccountRepo,
+    projects: MockProjectRepo,
+    assets: MockAssetRepo,
+    uploads: MockUploadRepo,
+    jobs: MockJobRepo,
+    locks: MockUploadLocks,
+    sink: MockUploadSink,
+    blobs: MockBlobStore,
+    media: MockMediaInspector,
+    links: FakeLinks,
+    journal: Journal,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self {
+            accounts: MockAccountRepo::new(),
+            projects: MockProjectRepo::new(),
+            assets: MockAssetRepo::new(),
+            uploads: MockUploadRepo::new(),
+            jobs: MockJobRepo::new(),
+            locks: MockUploadLocks::new(),
+            sink: MockUploadSink::new(),
+            blobs: MockBlobStore::new(),
+            media: MockMediaInspector::new(),
+            links: FakeLinks { authentic: true },
+            journal: Journal::default(),
+        }
+    }
+
+    /// The use cases over these ports. The mocks verify their call counts when it is dropped.
+    fn build(self) -> Ingest {
+        let ports = IngestPorts {
+            accounts: Arc::new(self.accounts),
+            projects: Arc::new(self.projects),
+            assets: Arc::new(self.assets),
+            uploads: Arc::new(self.uploads),
+            jobs: Arc::new(self.jobs),
+            locks: Arc::new(self.locks),
+            sink: Arc::new(self.sink),
+            blobs: Arc::new(self.blobs),
+            media: Arc::new(self.media),
+            links: Arc::new(self.links),
+            job_signal: Arc::new(RecordingSignal(self.journal)),
+            clock: Arc::new(FixedClock(NOW)),
+        };
+        Ingest::new(ports, config())
+    }
+
+    /// Expects the purge of one deleted asset: its staged bytes and its object, once each.
+    fn expect_purge(&mut self, upload: &UploadId, asset: &AssetId) {
+        let upload = upload.clone();
+        self.blobs
+            .expect_abort_upload()
+            .withf(move |id| *id == upload)
+            .times(1)
+            .returning(|_| Ok(()));
+        let asset = asset.clone();
+        self.blobs
+            .expect_delete_object()
+            .withf(move |id| *id == asset)
+            .times(1)
+            .returning(|_| Ok(()));
+    }
+
+    /// Expects that no stored bytes are purged.
+    fn expect_no_purge(&mut self) {
+        self.blobs.expect_abort_upload().never();
+        self.blobs.expect_delete_object().never();
+    }
+}
+
+/// An upload of `account`'s with `length` bytes declared and `offset` stored.
+fn active_upload(account: &AccountId, length: u64, offset: u64) -> Upload {
+    Upload {
+        id: UploadId::generate(),
+        asset_id: AssetId::generate(),
+        account_id: account.clone(),
+        length: SizeBytes::new(length).expect("a valid declared size"),
+        offset,
+        expires_at: NOW + Duration::hours(1),
+        state: UploadState::Active,
+    }
+}
+
+/// A finalised upload of `account`'s.
+fn completed_upload(account: &AccountId, length: u64) -> Upload {
+    Upload {
+        state: UploadState::Completed,
+        ..active_upload(account, length, length)
+    }
+}

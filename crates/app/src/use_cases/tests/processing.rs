@@ -1,0 +1,290 @@
+//! `process_next_job`: measure, then settle once; broken media fails and is never charged.
+
+use roughy_domain::{
+    AccountId, Asset, AssetFailure, AssetState, DurationMs, MediaFormat, ProjectId, SizeBytes,
+};
+
+use super::{FakeReader, Harness, JOB_LEASE, JOB_RETRY_DELAY, NOW};
+use crate::error::IngestError;
+use crate::ports::{BlobError, BlobReader, Job, JobOutcome, MediaInfo, ProbeError};
+
+/// A claimed job for a `processing` asset sniffed as `sniffed`.
+fn job(sniffed: Option<MediaFormat>) -> Job {
+    let mut asset = Asset::new(
+        AccountId::generate(),
+        ProjectId::generate(),
+        SizeBytes::new(4_096).expect("valid"),
+        None,
+        NOW,
+    );
+    asset.state = AssetState::Processing;
+    asset.format = sniffed;
+    asset.size_bytes = Some(4_096);
+    Job {
+        asset,
+        attempts: 0,
+        lease: "lease-1".into(),
+    }
+}
+
+fn corrupt() -> AssetFailure {
+    AssetFailure {
+        code: "media_corrupt".into(),
+        message: "no sync word in the first 4 KiB".into(),
+    }
+}
+
+/// The job is claimed once, with the configured lease, at now.
+fn expect_claim(h: &mut Harness, job: &Job) {
+    let job = job.clone();
+    h.jobs
+        .expect_claim_job()
+        .withf(|now, lease| *now == NOW && *lease == JOB_LEASE)
+        .times(1)
+        .returning(move |_, _| Ok(Some(job.clone())));
+}
+
+/// The stored object opens once.
+fn expect_object(h: &mut Harness, job: &Job) {
+    let asset = job.asset.id.clone();
+    h.blobs
+        .expect_open_reader()
+        .withf(move |a| *a == asset)
+        .times(1)
+        .returning(|_| Ok(Box::new(FakeReader::default()) as Box<dyn BlobReader>));
+}
+
+/// The probe runs once on the sniffed format and answers `answer`.
+fn expect_probe(
+    h: &mut Harness,
+    sniffed: MediaFormat,
+    answer: impl Fn() -> Result<MediaInfo, ProbeError> + Send + 'static,
+) {
+    h.media
+        .expect_probe()
+        .withf(move |_, format| *format == sniffed)
+        .times(1)
+        .returning(move |_, _| answer());
+}
+
+/// The job completes once with exactly `outcome`, and the asset ends up in `state`.
+fn expect_completion(h: &mut Harness, job: &Job, outcome: JobOutcome, state: AssetState) {
+    let job = job.clone();
+    h.jobs
+        .expect_complete_job()
+        .withf(move |j, o, at| *j == job && *o == outcome && *at == NOW)
+        .times(1)
+        .returning(move |_, _, _| Ok(Some(state)));
+    h.jobs.expect_release_job().never();
+}
+
+#[tokio::test]
+async fn no_queued_job_means_no_work() {
+    let mut h = Harness::new();
+    h.jobs
+        .expect_claim_job()
+        .times(1)
+        .returning(|_, _| Ok(None));
+    h.blobs.expect_open_reader().never();
+    h.jobs.expect_complete_job().never();
+
+    assert!(!h.build().process_next_job().await.expect("ran"));
+}
+
+#[tokio::test]
+async fn broken_media_fails_the_asset_and_is_never_measured_so_never_charged() {
+    let mut h = Harness::new();
+    let job = job(Some(MediaFormat::Mp3));
+    expect_claim(&mut h, &job);
+    expect_object(&mut h, &job);
+    expect_probe(&mut h, MediaFormat::Mp3, || {
+        Err(ProbeError::Media(corrupt()))
+    });
+    expect_completion(
+        &mut h,
+        &job,
+        JobOutcome::Failed(corrupt()),
+        AssetState::Failed,
+    );
+
+    assert!(h.build().process_next_job().await.expect("ran"));
+}
+
+#[tokio::test]
+async fn transient_probe_failure_gives_the_job_back_without_settling() {
+    let mut h = Harness::new();
+    let job = job(Some(MediaFormat::Wav));
+    expect_claim(&mut h, &job);
+    expect_object(&mut h, &job);
+    expect_probe(&mut h, MediaFormat::Wav, || {
+        Err(ProbeError::Transient("read timed out".into()))
+    });
+    let released = job.clone();
+    h.jobs
+        .expect_release_job()
+        .withf(move |j, retry_at| *j == released && *retry_at == NOW + JOB_RETRY_DELAY)
+        .times(1)
+        .returning(|_, _| Ok(()));
+    h.jobs.expect_complete_job().never();
+
+    assert!(h.build().process_next_job().await.expect("ran"));
+}
+
+#[tokio::test]
+async fn unavailable_blob_store_gives_the_job_back_without_probing() {
+    let mut h = Harness::new();
+    let job = job(Some(MediaFormat::Wav));
+    expect_claim(&mut h, &job);
+    h.blobs
+        .expect_open_reader()
+        .times(1)
+        .returning(|_| Err(BlobError::Unavailable("s3 down".into())));
+    h.media.expect_probe().never();
+    let released = job.clone();
+    h.jobs
+        .expect_release_job()
+        .withf(move |j, retry_at| *j == released && *retry_at == NOW + JOB_RETRY_DELAY)
+        .times(1)
+        .returning(|_, _| Ok(()));
+    h.jobs.expect_complete_job().never();
+
+    assert!(h.build().process_next_job().await.expect("ran"));
+}
+
+#[tokio::test]
+async fn missing_object_fails_the_asset_as_unreadable() {
+    let mut h = Harness::new();
+    let job = job(Some(MediaFormat::Flac));
+    expect_claim(&mut h, &job);
+    h.blobs
+        .expect_open_reader()
+        .times(1)
+        .returning(|_| Err(BlobError::NotFound));
+    h.media.expect_probe().never();
+    let completed = job.clone();
+    h.jobs
+        .expect_complete_job()
+        .withf(move |j, outcome, at| {
+            *j == completed
+                && *at == NOW
+                && matches!(outcome, JobOutcome::Failed(f) if f.code == "media_unreadable")
+        })
+        .times(1)
+        .returning(|_, _, _| Ok(Some(AssetState::Failed)));
+    h.jobs.expect_release_job().never();
+
+    assert!(h.build().process_next_job().await.expect("ran"));
+}
+
+#[tokio::test]
+async fn measured_media_settles_its_duration_without_a_format_change() {
+    let mut h = Harness::new();
+    let job = job(Some(MediaFormat::Wav));
+    let duration = DurationMs::from_millis(250_480);
+    expect_claim(&mut h, &job);
+    expect_object(&mut h, &job);
+    expect_probe(&mut h, MediaFormat::Wav, move || {
+        Ok(MediaInfo {
+            duration,
+            format: MediaFormat::Wav,
+        })
+    });
+    expect_completion(
+        &mut h,
+        &job,
+        JobOutcome::Measured {
+            duration,
+            format: None,
+        },
+        AssetState::Ready,
+    );
+
+    assert!(h.build().process_next_job().await.expect("ran"));
+}
+
+#[tokio::test]
+async fn matroska_without_video_is_settled_with_the_refined_audio_format() {
+    let mut h = Harness::new();
+    let job = job(Some(MediaFormat::Mkv));
+    let duration = DurationMs::from_millis(61_000);
+    expect_claim(&mut h, &job);
+    expect_object(&mut h, &job);
+    expect_probe(&mut h, MediaFormat::Mkv, move || {
+        Ok(MediaInfo {
+            duration,
+            format: MediaFormat::Mka,
+        })
+    });
+    expect_completion(
+        &mut h,
+        &job,
+        JobOutcome::Measured {
+            duration,
+            format: Some(MediaFormat::Mka),
+        },
+        AssetState::PendingPayment,
+    );
+
+    assert!(h.build().process_next_job().await.expect("ran"));
+}
+
+#[tokio::test]
+async fn asset_deleted_while_processing_is_dropped_without_an_error() {
+    let mut h = Harness::new();
+    let job = job(Some(MediaFormat::Ogg));
+    expect_claim(&mut h, &job);
+    expect_object(&mut h, &job);
+    expect_probe(&mut h, MediaFormat::Ogg, || {
+        Ok(MediaInfo {
+            duration: DurationMs::from_millis(1_000),
+            format: MediaFormat::Ogg,
+        })
+    });
+    h.jobs
+        .expect_complete_job()
+        .times(1)
+        .returning(|_, _, _| Ok(None));
+    h.jobs.expect_release_job().never();
+
+    assert!(h.build().process_next_job().await.expect("ran"));
+}
+
+#[tokio::test]
+async fn draining_runs_jobs_until_none_is_due() {
+    let mut h = Harness::new();
+    let job = job(Some(MediaFormat::Aac));
+    let mut queued = vec![job.clone(), job.clone()];
+    h.jobs
+        .expect_claim_job()
+        .times(3)
+        .returning(move |_, _| Ok(queued.pop()));
+    h.blobs
+        .expect_open_reader()
+        .times(2)
+        .returning(|_| Ok(Box::new(FakeReader::default()) as Box<dyn BlobReader>));
+    h.media.expect_probe().times(2).returning(|_, _| {
+        Ok(MediaInfo {
+            duration: DurationMs::from_millis(1_000),
+            format: MediaFormat::Aac,
+        })
+    });
+    h.jobs
+        .expect_complete_job()
+        .times(2)
+        .returning(|_, _, _| Ok(Some(AssetState::Ready)));
+
+    assert_eq!(h.build().drain_jobs().await.expect("drained"), 2);
+}
+
+#[tokio::test]
+async fn unavailable_queue_is_reported_unavailable() {
+    let mut h = Harness::new();
+    h.jobs
+        .expect_claim_job()
+        .times(1)
+        .returning(|_, _| Err(crate::ports::RepoError::Unavailable("pool".into())));
+
+    let err = h.build().process_next_job().await.expect_err("down");
+
+    assert!(matches!(err, IngestError::Unavailable(_)), "{err:?}");
+}

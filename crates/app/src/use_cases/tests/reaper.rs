@@ -1,0 +1,127 @@
+//! `reap_expired_uploads`: expired pending uploads go, refreshed ones stay.
+
+use roughy_domain::{AssetId, UploadId};
+
+use super::{Harness, NOW, UPLOAD_TTL};
+use crate::ports::{GoneReason, Purge};
+
+fn purge_of(id: &UploadId) -> Purge {
+    Purge {
+        asset_id: AssetId::generate(),
+        upload_id: id.clone(),
+    }
+}
+
+/// Tombstones older than twice the upload TTL are forgotten, once.
+fn expect_prune(h: &mut Harness) {
+    h.uploads
+        .expect_prune_tombstones()
+        .withf(|before| *before == NOW - UPLOAD_TTL * 2)
+        .times(1)
+        .returning(|_| Ok(0));
+}
+
+#[tokio::test]
+async fn expired_uploads_are_discarded_as_expired_only_if_still_expired_now() {
+    let mut h = Harness::new();
+    let ids: Vec<UploadId> = (0..3).map(|_| UploadId::generate()).collect();
+    let listed = ids.clone();
+    h.uploads
+        .expect_expired_uploads()
+        .withf(|now, limit| *now == NOW && *limit == 100)
+        .times(1)
+        .returning(move |_, _| Ok(listed.clone()));
+    for id in &ids {
+        let purge = purge_of(id);
+        h.expect_purge(&purge.upload_id, &purge.asset_id);
+        let expected = id.clone();
+        h.uploads
+            .expect_discard_upload()
+            .withf(move |i, reason, before, at| {
+                *i == expected
+                    && *reason == GoneReason::Expired
+                    && *before == Some(NOW)
+                    && *at == NOW
+            })
+            .times(1)
+            .returning(move |_, _, _, _| Ok(Some(purge.clone())));
+    }
+    expect_prune(&mut h);
+
+    assert_eq!(h.build().reap_expired_uploads().await.expect("reaped"), 3);
+}
+
+#[tokio::test]
+async fn upload_refreshed_meanwhile_is_neither_purged_nor_counted() {
+    let mut h = Harness::new();
+    let (expired, refreshed) = (UploadId::generate(), UploadId::generate());
+    let listed = vec![expired.clone(), refreshed.clone()];
+    h.uploads
+        .expect_expired_uploads()
+        .times(1)
+        .returning(move |_, _| Ok(listed.clone()));
+    let purge = purge_of(&expired);
+    h.expect_purge(&purge.upload_id, &purge.asset_id);
+    let id = expired.clone();
+    h.uploads
+        .expect_discard_upload()
+        .withf(move |i, reason, before, _| {
+            *i == id && *reason == GoneReason::Expired && *before == Some(NOW)
+        })
+        .times(1)
+        .returning(move |_, _, _, _| Ok(Some(purge.clone())));
+    let id = refreshed.clone();
+    h.uploads
+        .expect_discard_upload()
+        .withf(move |i, reason, before, _| {
+            *i == id && *reason == GoneReason::Expired && *before == Some(NOW)
+        })
+        .times(1)
+        .returning(|_, _, _, _| Ok(None));
+    expect_prune(&mut h);
+
+    assert_eq!(h.build().reap_expired_uploads().await.expect("reaped"), 1);
+}
+
+#[tokio::test]
+async fn a_full_batch_is_followed_by_another_until_a_short_one() {
+    let mut h = Harness::new();
+    let first: Vec<UploadId> = (0..100).map(|_| UploadId::generate()).collect();
+    let second = vec![UploadId::generate()];
+    let mut batches = vec![second, first];
+    h.uploads
+        .expect_expired_uploads()
+        .withf(|now, limit| *now == NOW && *limit == 100)
+        .times(2)
+        .returning(move |_, _| Ok(batches.pop().unwrap_or_default()));
+    h.uploads
+        .expect_discard_upload()
+        .withf(|_, reason, before, _| *reason == GoneReason::Expired && *before == Some(NOW))
+        .times(101)
+        .returning(|id, _, _, _| Ok(Some(purge_of(id))));
+    h.blobs
+        .expect_abort_upload()
+        .times(101)
+        .returning(|_| Ok(()));
+    h.blobs
+        .expect_delete_object()
+        .times(101)
+        .returning(|_| Ok(()));
+    expect_prune(&mut h);
+
+    assert_eq!(h.build().reap_expired_uploads().await.expect("reaped"), 101);
+}
+
+#[tokio::test]
+async fn nothing_expired_reaps_nothing_but_still_prunes_old_tombstones() {
+    let mut h = Harness::new();
+    h.uploads
+        .expect_expired_uploads()
+        .times(1)
+        .returning(|_, _| Ok(Vec::new()));
+    h.uploads.expect_discard_upload().never();
+    h.expect_no_purge();
+    expect_prune(&mut h);
+
+    assert_eq!(h.build().reap_expired_uploads().await.expect("reaped"), 0);
+}

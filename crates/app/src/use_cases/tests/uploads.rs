@@ -1,0 +1,1124 @@
+//! `append_chunk` (PATCH), `upload_status` (HEAD) and `terminate_upload` (DELETE).
+
+use bytes::Bytes;
+use futures::{executor, stream, StreamExt};
+use mockall::Sequence;
+
+use roughy_domain::tus::PatchRefusal;
+use roughy_domain::{AccountId, MediaFormat, Upload};
+
+use super::{active_upload, completed_upload, FakeLease, Harness, Journal, NOW, UPLOAD_TTL};
+use crate::error::IngestError;
+use crate::ports::{
+    AppendOutcome, AppendStop, BlobError, BodyError, ByteStream, GoneReason, LockError, Purge,
+    UploadLease, UploadLookup,
+};
+use crate::UploadView;
+
+/// The declared length of every upload here.
+const LENGTH: u64 = 1000;
+
+fn bytes(len: usize, fill: u8) -> Bytes {
+    Bytes::from(vec![fill; len])
+}
+
+fn body(parts: Vec<Result<Bytes, BodyError>>) -> ByteStream<'static> {
+    Box::pin(stream::iter(parts))
+}
+
+fn dropped() -> BodyError {
+    BodyError::Interrupted("connection reset by peer".into())
+}
+
+/// What a sink would read of `body`: every byte up to its end or its first error.
+fn drain(mut body: ByteStream<'_>) -> Vec<u8> {
+    executor::block_on(async move {
+        let mut received = Vec::new();
+        while let Some(Ok(part)) = body.next().await {
+            received.extend_from_slice(&part);
+        }
+        received
+    })
+}
+
+/// One PATCH (or DELETE) against one upload of one account.
+struct Case {
+    h: Harness,
+    account: AccountId,
+    upload: Upload,
+}
+
+impl Case {
+    fn with(upload: impl FnOnce(&AccountId) -> Upload) -> Self {
+        let account = AccountId::generate();
+        let upload = upload(&account);
+        Self {
+            h: Harness::new(),
+            account,
+            upload,
+        }
+    }
+
+    /// An active upload of [`LENGTH`] bytes with `offset` stored.
+    fn at(offset: u64) -> Self {
+        Self::with(|account| active_upload(account, LENGTH, offset))
+    }
+
+    /// Every lookup of this upload, for this account, answers `lookups` in turn.
+    fn expect_lookups(&mut self, lookups: Vec<UploadLookup>) {
+        let (account, id) = (self.account.clone(), self.upload.id.clone());
+        let times = lookups.len();
+        let mut answers = lookups.into_iter();
+        self.h
+            .uploads
+            .expect_find_upload()
+            .withf(move |a, i| *a == account && *i == id)
+            .times(times)
+            .returning(move |_, _| Ok(answers.next().expect("one answer per expected lookup")));
+    }
+
+    /// The upload is found live `times` times.
+    fn expect_live(&mut self, times: usize) {
+        self.expect_lookups(vec![UploadLookup::Live(self.upload.clone()); times]);
+    }
+
+    fn expect_lock(&mut self, lease: FakeLease) {
+        let id = self.upload.id.clone();
+        self.h
+            .locks
+            .expect_acquire()
+            .withf(move |i| *i == id)
+            .times(1)
+            .returning(move |_| Ok(Box::new(lease) as Box<dyn UploadLease>));
+    }
+
+    /// The usual start of a PATCH: looked up, locked undisturbed, looked up again.
+    fn expect_locked_lookups(&mut self) {
+        self.expect_live(2);
+        self.expect_lock(FakeLease::Undisturbed);
+    }
+
+    /// The sink is asked once to stream the body at the stored offset, limited to the bytes
+    /// still expected; `outcome` sees the bytes it was given.
+    fn expect_append(&mut self, outcome: impl Fn(Vec<u8>) -> AppendOutcome + Send + 'static) {
+        let (id, offset, limit) = (
+            self.upload.id.clone(),
+            self.upload.offset,
+            self.upload.remaining(),
+        );
+        let journal = self.h.journal.clone();
+        self.h
+            .sink
+            .expect_append()
+            .withf(move |i, o, _, l| *i == id && *o == offset && *l == limit)
+            .times(1)
+            .returning(move |_, _, body, _| {
+                journal.push("append");
+                outcome(drain(body))
+            });
+    }
+
+    fn expect_no_append(&mut self) {
+        self.h.sink.expect_append().never();
+    }
+
+    /// The new offset is recorded once, exactly `offset`, with the expiry refreshed from now.
+    fn expect_progress(&mut self, offset: u64) {
+        let id = self.upload.id.clone();
+        let journal = self.h.journal.clone();
+        self.h
+            .uploads
+            .expect_record_progress()
+            .withf(move |i, o, expires| *i == id && *o == offset && *expires == NOW + UPLOAD_TTL)
+            .times(1)
+            .returning(move |_, o, _| {
+                journal.push(format!("record_progress({o})"));
+                Ok(())
+            });
+    }
+
+    fn expect_no_progress(&mut self) {
+        self.h.uploads.expect_record_progress().never();
+    }
+
+    fn expect_no_finalisation(&mut self) {
+        self.h.blobs.expect_complete_upload().never();
+        self.h.uploads.expect_finalize_upload().never();
+    }
+
+    fn expect_no_sniffing(&mut self) {
+        self.h.media.expect_sniff().never();
+        self.h.uploads.expect_identify_upload().never();
+    }
+
+    /// Runs the PATCH; the mocks verify their expectations before this returns.
+    async fn patch(
+        self,
+        claimed: u64,
+        chunk_len: Option<u64>,
+        body: ByteStream<'static>,
+    ) -> (Result<UploadView, IngestError>, Journal) {
+        let journal = self.h.journal.clone();
+        let ingest = self.h.build();
+        let result = ingest
+            .append_chunk(&self.account, &self.upload.id, claimed, chunk_len, body)
+            .await;
+        drop(ingest);
+        (result, journal)
+    }
+
+    async fn terminate(self) -> Result<(), IngestError> {
+        self.h
+            .build()
+            .terminate_upload(&self.account, &self.upload.id)
+            .await
+    }
+}
+
+// --- append_chunk: bodies that stop early ------------------------------------------------------
+
+#[tokio::test]
+async fn sink_failing_midway_records_exactly_the_durable_offset() {
+    let mut case = Case::at(200);
+    case.expect_locked_lookups();
+    case.expect_append(|_| AppendOutcome {
+        offset: 350,
+        stop: Some(AppendStop::Body(dropped())),
+    });
+    case.expect_progress(350);
+    case.expect_no_finalisation();
+
+    let parts = vec![Ok(bytes(150, 1)), Err(dropped())];
+    let (result, journal) = case.patch(200, None, body(parts)).await;
+
+    let err = result.expect_err("a dropped body fails the PATCH");
+    assert!(
+        matches!(
+            err,
+            IngestError::BodyStopped {
+                offset: 350,
+                idle: false
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(journal.count("job_queued"), 0);
+}
+
+#[tokio::test]
+async fn idle_body_timeout_is_reported_as_idle_with_the_durable_offset() {
+    let mut case = Case::at(200);
+    case.expect_locked_lookups();
+    case.expect_append(|_| AppendOutcome {
+        offset: 264,
+        stop: Some(AppendStop::Body(BodyError::IdleTimeout)),
+    });
+    case.expect_progress(264);
+    case.expect_no_finalisation();
+
+    let parts = vec![Ok(bytes(64, 1)), Err(BodyError::IdleTimeout)];
+    let (result, _) = case.patch(200, None, body(parts)).await;
+
+    let err = result.expect_err("an idle body fails the PATCH");
+    assert!(
+        matches!(
+            err,
+            IngestError::BodyStopped {
+                offset: 264,
+                idle: true
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn body_stopping_before_any_durable_byte_records_nothing() {
+    let mut case = Case::at(200);
+    case.expect_locked_lookups();
+    case.expect_append(|_| AppendOutcome {
+        offset: 200,
+        stop: Some(AppendStop::Body(dropped())),
+    });
+    case.expect_no_progress();
+    case.expect_no_finalisation();
+
+    let (result, _) = case.patch(200, None, body(vec![Err(dropped())])).await;
+
+    let err = result.expect_err("a dropped body fails the PATCH");
+    assert!(
+        matches!(
+            err,
+            IngestError::BodyStopped {
+                offset: 200,
+                idle: false
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn sink_storage_failure_records_only_the_durable_bytes_and_fails() {
+    let mut case = Case::at(200);
+    case.expect_locked_lookups();
+    case.expect_append(|_| AppendOutcome {
+        offset: 300,
+        stop: Some(AppendStop::Storage(BlobError::Unavailable(
+            "disk full".into(),
+        ))),
+    });
+    case.expect_progress(300);
+    case.expect_no_finalisation();
+
+    let (result, _) = case.patch(200, None, body(vec![Ok(bytes(500, 1))])).await;
+
+    let err = result.expect_err("a storage failure fails the PATCH");
+    assert!(
+        matches!(&err, IngestError::Unavailable(m) if m == "disk full"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn sink_storage_failure_before_any_durable_byte_records_nothing() {
+    let mut case = Case::at(200);
+    case.expect_locked_lookups();
+    case.expect_append(|_| AppendOutcome {
+        offset: 200,
+        stop: Some(AppendStop::Storage(BlobError::Internal("EIO".into()))),
+    });
+    case.expect_no_progress();
+    case.expect_no_finalisation();
+
+    let (result, _) = case.patch(200, None, body(vec![Ok(bytes(500, 1))])).await;
+
+    let err = result.expect_err("a storage failure fails the PATCH");
+    assert!(
+        matches!(&err, IngestError::Internal(m) if m == "EIO"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn request_asked_to_stop_keeps_what_it_stored_and_reports_interrupted() {
+    let mut case = Case::at(200);
+    case.expect_live(2);
+    case.expect_lock(FakeLease::StopRequested);
+    case.expect_append(|_| AppendOutcome {
+        offset: 250,
+        stop: None,
+    });
+    case.expect_progress(250);
+    case.expect_no_finalisation();
+
+    let (result, _) = case.patch(200, None, body(vec![Ok(bytes(500, 1))])).await;
+
+    let err = result.expect_err("a stopped PATCH is interrupted");
+    assert!(
+        matches!(err, IngestError::UploadInterrupted { offset: 250 }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn request_asked_to_stop_stops_reading_its_body() {
+    let mut case = Case::at(200);
+    case.expect_live(2);
+    case.expect_lock(FakeLease::StopRequested);
+    case.expect_append(|received| {
+        assert!(
+            received.is_empty(),
+            "read {} bytes after the stop",
+            received.len()
+        );
+        AppendOutcome {
+            offset: 200,
+            stop: None,
+        }
+    });
+    case.expect_no_progress();
+    case.expect_no_finalisation();
+
+    let (result, _) = case.patch(200, None, body(vec![Ok(bytes(500, 1))])).await;
+
+    let err = result.expect_err("a stopped PATCH is interrupted");
+    assert!(
+        matches!(err, IngestError::UploadInterrupted { offset: 200 }),
+        "{err:?}"
+    );
+}
+
+// --- append_chunk: refusals before or instead of storing ---------------------------------------
+
+#[tokio::test]
+async fn body_longer_than_the_remaining_length_is_refused_without_moving_the_offset() {
+    let mut case = Case::at(200);
+    case.expect_locked_lookups();
+    // The sink stored up to the limit before it saw the extra bytes: none of them counts.
+    case.expect_append(|_| AppendOutcome {
+        offset: LENGTH,
+        stop: Some(AppendStop::TooLong),
+    });
+    case.expect_no_progress();
+    case.expect_no_finalisation();
+
+    let (result, journal) = case.patch(200, None, body(vec![Ok(bytes(801, 1))])).await;
+
+    let err = result.expect_err("bytes past the length are refused");
+    assert!(
+        matches!(
+            err,
+            IngestError::Patch(PatchRefusal::LengthExceeded { length: LENGTH, .. })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(journal.count("job_queued"), 0);
+}
+
+#[tokio::test]
+async fn declared_chunk_past_the_length_is_refused_before_the_sink_is_called() {
+    let mut case = Case::at(200);
+    case.expect_locked_lookups();
+    case.expect_no_append();
+    case.expect_no_progress();
+
+    let (result, _) = case
+        .patch(200, Some(801), body(vec![Ok(bytes(801, 1))]))
+        .await;
+
+    let err = result.expect_err("a chunk past the length is refused");
+    assert!(
+        matches!(
+            err,
+            IngestError::Patch(PatchRefusal::LengthExceeded {
+                end: 1001,
+                length: LENGTH
+            })
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn offset_mismatch_is_refused_and_the_sink_is_never_called() {
+    let mut case = Case::at(200);
+    case.expect_locked_lookups();
+    case.expect_no_append();
+    case.expect_no_progress();
+    case.expect_no_sniffing();
+
+    let (result, _) = case.patch(0, None, body(vec![Ok(bytes(100, 1))])).await;
+
+    let err = result.expect_err("a stale offset is refused");
+    assert!(
+        matches!(
+            err,
+            IngestError::Patch(PatchRefusal::OffsetMismatch {
+                expected: 200,
+                claimed: 0
+            })
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn offset_is_checked_against_the_offset_read_under_the_lock() {
+    // The previous holder stored up to 300 while this request waited for the lock.
+    let mut case = Case::at(200);
+    let moved = Upload {
+        offset: 300,
+        ..case.upload.clone()
+    };
+    case.expect_lookups(vec![
+        UploadLookup::Live(case.upload.clone()),
+        UploadLookup::Live(moved),
+    ]);
+    case.expect_lock(FakeLease::Undisturbed);
+    case.expect_no_append();
+    case.expect_no_progress();
+
+    let (result, _) = case.patch(200, None, body(vec![Ok(bytes(100, 1))])).await;
+
+    let err = result.expect_err("the offset moved meanwhile");
+    assert!(
+        matches!(
+            err,
+            IngestError::Patch(PatchRefusal::OffsetMismatch {
+                expected: 300,
+                claimed: 200
+            })
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn lock_that_cannot_be_acquired_answers_upload_locked() {
+    let mut case = Case::at(200);
+    case.expect_live(1);
+    case.h
+        .locks
+        .expect_acquire()
+        .times(1)
+        .returning(|_| Err(LockError::Locked));
+    case.expect_no_append();
+    case.expect_no_progress();
+
+    let (result, _) = case.patch(200, None, body(vec![Ok(bytes(100, 1))])).await;
+
+    let err = result.expect_err("a held lock refuses the PATCH");
+    assert!(matches!(err, IngestError::UploadLocked), "{err:?}");
+}
+
+#[tokio::test]
+async fn gone_upload_answers_upload_gone_without_taking_the_lock() {
+    let mut case = Case::at(200);
+    case.expect_lookups(vec![UploadLookup::Gone(GoneReason::Expired)]);
+    case.h.locks.expect_acquire().never();
+    case.expect_no_append();
+
+    let (result, _) = case.patch(200, None, body(vec![Ok(bytes(100, 1))])).await;
+
+    let err = result.expect_err("a gone upload refuses the PATCH");
+    assert!(matches!(err, IngestError::UploadGone), "{err:?}");
+}
+
+#[tokio::test]
+async fn unknown_upload_answers_not_found_without_taking_the_lock() {
+    let mut case = Case::at(200);
+    case.expect_lookups(vec![UploadLookup::Unknown]);
+    case.h.locks.expect_acquire().never();
+    case.expect_no_append();
+
+    let (result, _) = case.patch(200, None, body(vec![Ok(bytes(100, 1))])).await;
+
+    let err = result.expect_err("an unknown upload refuses the PATCH");
+    assert!(matches!(err, IngestError::NotFound), "{err:?}");
+}
+
+#[tokio::test]
+async fn upload_gone_while_waiting_for_the_lock_answers_upload_gone() {
+    let mut case = Case::at(200);
+    case.expect_lookups(vec![
+        UploadLookup::Live(case.upload.clone()),
+        UploadLookup::Gone(GoneReason::Terminated),
+    ]);
+    case.expect_lock(FakeLease::Undisturbed);
+    case.expect_no_append();
+
+    let (result, _) = case.patch(200, None, body(vec![Ok(bytes(100, 1))])).await;
+
+    let err = result.expect_err("the upload was terminated meanwhile");
+    assert!(matches!(err, IngestError::UploadGone), "{err:?}");
+}
+
+// --- append_chunk: the first chunk -------------------------------------------------------------
+
+#[tokio::test]
+async fn first_chunk_body_shorter_than_64_bytes_stores_nothing() {
+    let mut case = Case::at(0);
+    case.expect_locked_lookups();
+    case.expect_no_sniffing();
+    case.expect_no_append();
+    case.expect_no_progress();
+    case.h.uploads.expect_discard_upload().never();
+
+    let (result, _) = case
+        .patch(0, None, body(vec![Ok(bytes(40, 1)), Ok(bytes(23, 2))]))
+        .await;
+
+    let err = result.expect_err("63 bytes cannot be sniffed");
+    assert!(
+        matches!(err, IngestError::Patch(PatchRefusal::FirstChunkTooSmall)),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn first_chunk_declared_shorter_than_64_bytes_is_refused_before_reading() {
+    let mut case = Case::at(0);
+    case.expect_locked_lookups();
+    case.expect_no_sniffing();
+    case.expect_no_append();
+    case.expect_no_progress();
+
+    let (result, _) = case.patch(0, Some(63), body(vec![Ok(bytes(63, 1))])).await;
+
+    let err = result.expect_err("63 bytes cannot be sniffed");
+    assert!(
+        matches!(err, IngestError::Patch(PatchRefusal::FirstChunkTooSmall)),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn first_chunk_dropped_before_its_head_arrived_stores_nothing() {
+    let mut case = Case::at(0);
+    case.expect_locked_lookups();
+    case.expect_no_sniffing();
+    case.expect_no_append();
+    case.expect_no_progress();
+
+    let parts = vec![Ok(bytes(30, 1)), Err(BodyError::IdleTimeout)];
+    let (result, _) = case.patch(0, None, body(parts)).await;
+
+    let err = result.expect_err("the body stopped before 64 bytes");
+    assert!(
+        matches!(
+            err,
+            IngestError::BodyStopped {
+                offset: 0,
+                idle: true
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "bug: a first chunk stopped for a newer request before 64 bytes arrived is refused as \
+            first_chunk_too_small (400) instead of upload_interrupted: read_head cannot tell \
+            the take_until stop from the end of the body"]
+async fn first_chunk_stopped_for_a_newer_request_before_its_head_arrived_is_interrupted() {
+    let mut case = Case::at(0);
+    case.expect_live(2);
+    case.expect_lock(FakeLease::StopRequested);
+    case.expect_no_sniffing();
+    case.expect_no_append();
+    case.expect_no_progress();
+
+    let (result, _) = case
+        .patch(0, Some(500), body(vec![Ok(bytes(500, 1))]))
+        .await;
+
+    let err = result.expect_err("a stopped PATCH is interrupted");
+    assert!(
+        matches!(err, IngestError::UploadInterrupted { offset: 0 }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn unsupported_first_chunk_discards_the_upload_and_purges_its_bytes() {
+    let mut case = Case::at(0);
+    case.expect_locked_lookups();
+    case.h
+        .media
+        .expect_sniff()
+        .withf(|head| head.len() >= 64)
+        .times(1)
+        .returning(|_| None);
+    let (id, asset) = (case.upload.id.clone(), case.upload.asset_id.clone());
+    let purge = Purge {
+        asset_id: asset.clone(),
+        upload_id: id.clone(),
+    };
+    let expected_id = id.clone();
+    case.h
+        .uploads
+        .expect_discard_upload()
+        .withf(move |i, reason, before, at| {
+            *i == expected_id && *reason == GoneReason::Rejected && before.is_none() && *at == NOW
+        })
+        .times(1)
+        .returning(move |_, _, _, _| Ok(Some(purge.clone())));
+    case.h.expect_purge(&id, &asset);
+    case.h.uploads.expect_identify_upload().never();
+    case.expect_no_append();
+    case.expect_no_progress();
+    case.expect_no_finalisation();
+
+    let (result, _) = case.patch(0, None, body(vec![Ok(bytes(200, b'x'))])).await;
+
+    let err = result.expect_err("text is not media");
+    assert!(matches!(err, IngestError::UnsupportedMedia), "{err:?}");
+}
+
+#[tokio::test]
+async fn supported_first_chunk_is_identified_before_any_byte_is_stored() {
+    let mut case = Case::at(0);
+    case.expect_locked_lookups();
+    let mut seq = Sequence::new();
+    case.h
+        .media
+        .expect_sniff()
+        .withf(|head| head.len() >= 64 && head.starts_with(b"RIFF"))
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Some(MediaFormat::Wav));
+    let id = case.upload.id.clone();
+    case.h
+        .uploads
+        .expect_identify_upload()
+        .withf(move |i, format| *i == id && *format == MediaFormat::Wav)
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| Ok(()));
+    let id = case.upload.id.clone();
+    case.h
+        .sink
+        .expect_append()
+        .withf(move |i, offset, _, limit| *i == id && *offset == 0 && *limit == LENGTH)
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _, body, _| AppendOutcome {
+            offset: u64::try_from(drain(body).len()).expect("small"),
+            stop: None,
+        });
+    case.expect_progress(300);
+    case.expect_no_finalisation();
+
+    // The head arrives in pieces: the sniffer sees at least 64 bytes of it.
+    let mut head = b"RIFF".to_vec();
+    head.resize(40, 0);
+    let parts = vec![Ok(Bytes::from(head)), Ok(bytes(40, 1)), Ok(bytes(220, 2))];
+    let (result, _) = case.patch(0, None, body(parts)).await;
+
+    assert_eq!(
+        result.expect("a WAV first chunk is stored"),
+        UploadView {
+            offset: 300,
+            length: LENGTH,
+            expires_at: Some(NOW + UPLOAD_TTL),
+        }
+    );
+}
+
+#[tokio::test]
+async fn sniffed_head_reaches_the_sink_in_order_followed_by_the_rest_of_the_body() {
+    let mut case = Case::at(0);
+    case.expect_locked_lookups();
+    case.h
+        .media
+        .expect_sniff()
+        .times(1)
+        .returning(|_| Some(MediaFormat::Flac));
+    case.h
+        .uploads
+        .expect_identify_upload()
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let parts: Vec<Bytes> = (0u8..5).map(|i| bytes(50, i)).collect();
+    let sent: Vec<u8> = parts.concat();
+    case.expect_append(move |received| {
+        assert_eq!(received, sent, "the sink must get every byte, head first");
+        AppendOutcome {
+            offset: 250,
+            stop: None,
+        }
+    });
+    case.expect_progress(250);
+    case.expect_no_finalisation();
+
+    let (result, _) = case
+        .patch(0, None, body(parts.into_iter().map(Ok).collect()))
+        .await;
+
+    assert_eq!(result.expect("stored").offset, 250);
+}
+
+// --- append_chunk: success and the last byte ---------------------------------------------------
+
+#[tokio::test]
+async fn stored_chunk_records_the_new_offset_and_refreshes_the_expiry() {
+    let mut case = Case::at(200);
+    case.expect_locked_lookups();
+    case.expect_no_sniffing();
+    case.expect_append(|received| AppendOutcome {
+        offset: 200 + u64::try_from(received.len()).expect("small"),
+        stop: None,
+    });
+    case.expect_progress(700);
+    case.expect_no_finalisation();
+
+    let (result, journal) = case
+        .patch(200, Some(500), body(vec![Ok(bytes(500, 1))]))
+        .await;
+
+    assert_eq!(
+        result.expect("stored"),
+        UploadView {
+            offset: 700,
+            length: LENGTH,
+            expires_at: Some(NOW + UPLOAD_TTL),
+        }
+    );
+    assert_eq!(journal.count("job_queued"), 0);
+}
+
+/// Expects the finalisation of `case`'s upload: the blob store completes the object (reporting
+/// `stored` bytes), then the repository finalises with that size at `NOW`.
+fn expect_finalisation(case: &mut Case, stored: u64) {
+    let mut seq = Sequence::new();
+    let (id, asset) = (case.upload.id.clone(), case.upload.asset_id.clone());
+    let journal = case.h.journal.clone();
+    case.h
+        .blobs
+        .expect_complete_upload()
+        .withf(move |i, a| *i == id && *a == asset)
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(move |_, _| {
+            journal.push("complete_upload");
+            Ok(stored)
+        });
+    let id = case.upload.id.clone();
+    let journal = case.h.journal.clone();
+    case.h
+        .uploads
+        .expect_finalize_upload()
+        .withf(move |i, size, at| *i == id && *size == stored && *at == NOW)
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(move |_, _, _| {
+            journal.push("finalize_upload");
+            Ok(())
+        });
+}
+
+#[tokio::test]
+async fn storing_the_last_byte_completes_then_finalises_then_signals_a_job() {
+    let mut case = Case::at(900);
+    case.expect_locked_lookups();
+    case.expect_append(|_| AppendOutcome {
+        offset: LENGTH,
+        stop: None,
+    });
+    // Whether the full offset is recorded before finalising is pinned by
+    // `a_failed_completion_leaves_the_last_chunk_resendable`; here only the order matters.
+    let id = case.upload.id.clone();
+    case.h
+        .uploads
+        .expect_record_progress()
+        .withf(move |i, offset, _| *i == id && *offset == LENGTH)
+        .times(0..=1)
+        .returning(|_, _, _| Ok(()));
+    expect_finalisation(&mut case, LENGTH);
+
+    let (result, journal) = case
+        .patch(900, Some(100), body(vec![Ok(bytes(100, 1))]))
+        .await;
+
+    assert_eq!(
+        result.expect("the last chunk finalises"),
+        UploadView {
+            offset: LENGTH,
+            length: LENGTH,
+            expires_at: None,
+        }
+    );
+    assert_eq!(
+        journal.entries(),
+        ["append", "complete_upload", "finalize_upload", "job_queued"]
+    );
+}
+
+#[tokio::test]
+async fn a_single_chunk_upload_is_sniffed_stored_and_finalised_in_one_patch() {
+    let mut case = Case::with(|account| active_upload(account, 64, 0));
+    case.expect_locked_lookups();
+    case.h
+        .media
+        .expect_sniff()
+        .times(1)
+        .returning(|_| Some(MediaFormat::Mp3));
+    let id = case.upload.id.clone();
+    case.h
+        .uploads
+        .expect_identify_upload()
+        .withf(move |i, format| *i == id && *format == MediaFormat::Mp3)
+        .times(1)
+        .returning(|_, _| Ok(()));
+    case.expect_append(|received| AppendOutcome {
+        offset: u64::try_from(received.len()).expect("small"),
+        stop: None,
+    });
+    case.h
+        .uploads
+        .expect_record_progress()
+        .times(0..=1)
+        .returning(|_, _, _| Ok(()));
+    expect_finalisation(&mut case, 64);
+
+    let (result, journal) = case.patch(0, Some(64), body(vec![Ok(bytes(64, 1))])).await;
+
+    assert_eq!(result.expect("finalised").offset, 64);
+    assert_eq!(journal.count("job_queued"), 1);
+}
+
+#[tokio::test]
+async fn failed_completion_of_the_object_neither_finalises_nor_signals() {
+    let mut case = Case::at(900);
+    case.expect_locked_lookups();
+    case.expect_append(|_| AppendOutcome {
+        offset: LENGTH,
+        stop: None,
+    });
+    case.h
+        .uploads
+        .expect_record_progress()
+        .times(0..=1)
+        .returning(|_, _, _| Ok(()));
+    case.h
+        .blobs
+        .expect_complete_upload()
+        .times(1)
+        .returning(|_, _| Err(BlobError::Unavailable("s3 down".into())));
+    case.h.uploads.expect_finalize_upload().never();
+
+    let (result, journal) = case.patch(900, None, body(vec![Ok(bytes(100, 1))])).await;
+
+    let err = result.expect_err("the object could not be completed");
+    assert!(matches!(err, IngestError::Unavailable(_)), "{err:?}");
+    assert_eq!(journal.count("job_queued"), 0);
+}
+
+#[tokio::test]
+#[ignore = "bug: the last chunk's offset (= length) is recorded with record_progress before \
+            blobs.complete_upload/finalize_upload; if either fails (or the process dies) the upload \
+            stays active with HEAD offset = length, so a TUS client sees completion and never \
+            re-sends, and the asset is never finalised (reaped at expiry). finalize_upload \
+            already sets offset = length atomically: record_progress only below the length"]
+async fn a_failed_completion_leaves_the_last_chunk_resendable() {
+    let mut case = Case::at(900);
+    case.expect_locked_lookups();
+    case.expect_append(|_| AppendOutcome {
+        offset: LENGTH,
+        stop: None,
+    });
+    case.expect_no_progress();
+    case.h
+        .blobs
+        .expect_complete_upload()
+        .times(1)
+        .returning(|_, _| Err(BlobError::Unavailable("s3 down".into())));
+    case.h.uploads.expect_finalize_upload().never();
+
+    let (result, _) = case.patch(900, None, body(vec![Ok(bytes(100, 1))])).await;
+
+    let err = result.expect_err("the object could not be completed");
+    assert!(matches!(err, IngestError::Unavailable(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn completed_upload_answers_an_empty_patch_at_its_length_with_completion() {
+    let mut case = Case::with(|account| completed_upload(account, LENGTH));
+    case.expect_locked_lookups();
+    case.expect_no_append();
+    case.expect_no_progress();
+    case.expect_no_finalisation();
+
+    let (result, journal) = case.patch(LENGTH, Some(0), body(vec![])).await;
+
+    assert_eq!(
+        result.expect("nothing to add"),
+        UploadView {
+            offset: LENGTH,
+            length: LENGTH,
+            expires_at: None,
+        }
+    );
+    assert_eq!(journal.count("job_queued"), 0);
+}
+
+#[tokio::test]
+async fn completed_upload_refuses_more_bytes_without_touching_storage() {
+    let mut case = Case::with(|account| completed_upload(account, LENGTH));
+    case.expect_locked_lookups();
+    case.expect_no_append();
+    case.expect_no_progress();
+    case.expect_no_finalisation();
+
+    let (result, _) = case.patch(LENGTH, None, body(vec![Ok(bytes(1, 1))])).await;
+
+    let err = result.expect_err("the upload is complete");
+    assert!(
+        matches!(
+            err,
+            IngestError::Patch(PatchRefusal::LengthExceeded { length: LENGTH, .. })
+        ),
+        "{err:?}"
+    );
+}
+
+// --- upload_status (HEAD) ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn status_of_a_pending_upload_reports_its_offset_and_expiry() {
+    let mut case = Case::at(200);
+    case.expect_live(1);
+    let expected = UploadView {
+        offset: 200,
+        length: LENGTH,
+        expires_at: Some(case.upload.expires_at),
+    };
+
+    let view = case
+        .h
+        .build()
+        .upload_status(&case.account, &case.upload.id)
+        .await
+        .expect("live");
+
+    assert_eq!(view, expected);
+}
+
+#[tokio::test]
+async fn status_of_a_finalised_upload_reports_offset_equal_to_length() {
+    let mut case = Case::with(|account| Upload {
+        offset: 0, // whatever the row says, completion answers offset = length
+        ..completed_upload(account, LENGTH)
+    });
+    case.expect_live(1);
+
+    let view = case
+        .h
+        .build()
+        .upload_status(&case.account, &case.upload.id)
+        .await
+        .expect("live");
+
+    assert_eq!(
+        view,
+        UploadView {
+            offset: LENGTH,
+            length: LENGTH,
+            expires_at: None,
+        }
+    );
+}
+
+#[tokio::test]
+async fn status_tells_gone_from_unknown() {
+    let mut gone = Case::at(0);
+    gone.expect_lookups(vec![UploadLookup::Gone(GoneReason::Rejected)]);
+    let err = gone
+        .h
+        .build()
+        .upload_status(&gone.account, &gone.upload.id)
+        .await
+        .expect_err("gone");
+    assert!(matches!(err, IngestError::UploadGone), "{err:?}");
+
+    let mut unknown = Case::at(0);
+    unknown.expect_lookups(vec![UploadLookup::Unknown]);
+    let err = unknown
+        .h
+        .build()
+        .upload_status(&unknown.account, &unknown.upload.id)
+        .await
+        .expect_err("unknown");
+    assert!(matches!(err, IngestError::NotFound), "{err:?}");
+}
+
+// --- terminate_upload (DELETE) -----------------------------------------------------------------
+
+#[tokio::test]
+async fn terminating_a_completed_upload_answers_upload_complete_and_changes_nothing() {
+    let mut case = Case::with(|account| completed_upload(account, LENGTH));
+    case.expect_live(1);
+    case.h.locks.expect_acquire().never();
+    case.h.uploads.expect_discard_upload().never();
+    case.h.expect_no_purge();
+
+    let err = case.terminate().await.expect_err("complete");
+    assert!(matches!(err, IngestError::UploadComplete), "{err:?}");
+}
+
+#[tokio::test]
+async fn terminating_a_gone_upload_succeeds_again() {
+    let mut case = Case::at(200);
+    case.expect_lookups(vec![UploadLookup::Gone(GoneReason::Terminated)]);
+    case.h.locks.expect_acquire().never();
+    case.h.uploads.expect_discard_upload().never();
+    case.h.expect_no_purge();
+
+    case.terminate().await.expect("idempotent");
+}
+
+#[tokio::test]
+async fn terminating_an_unknown_upload_answers_not_found() {
+    let mut case = Case::at(200);
+    case.expect_lookups(vec![UploadLookup::Unknown]);
+    case.h.locks.expect_acquire().never();
+    case.h.uploads.expect_discard_upload().never();
+    case.h.expect_no_purge();
+
+    let err = case.terminate().await.expect_err("unknown");
+    assert!(matches!(err, IngestError::NotFound), "{err:?}");
+}
+
+#[tokio::test]
+async fn terminating_a_pending_upload_stops_its_writer_discards_it_and_purges_its_bytes() {
+    let mut case = Case::at(200);
+    case.expect_live(1);
+    let mut seq = Sequence::new();
+    let id = case.upload.id.clone();
+    case.h
+        .locks
+        .expect_acquire()
+        .withf(move |i| *i == id)
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(Box::new(FakeLease::Undisturbed) as Box<dyn UploadLease>));
+    let (id, asset) = (case.upload.id.clone(), case.upload.asset_id.clone());
+    let purge = Purge {
+        asset_id: asset.clone(),
+        upload_id: id.clone(),
+    };
+    let expected_id = id.clone();
+    case.h
+        .uploads
+        .expect_discard_upload()
+        .withf(move |i, reason, before, at| {
+            *i == expected_id && *reason == GoneReason::Terminated && before.is_none() && *at == NOW
+        })
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(move |_, _, _, _| Ok(Some(purge.clone())));
+    case.h.expect_purge(&id, &asset);
+
+    case.terminate().await.expect("terminated");
+}
+
+#[tokio::test]
+async fn terminating_while_racing_with_finalisation_answers_upload_complete() {
+    let mut case = Case::at(900);
+    let finalised = Upload {
+        state: roughy_domain::UploadState::Completed,
+        offset: LENGTH,
+        ..case.upload.clone()
+    };
+    case.expect_lookups(vec![
+        UploadLookup::Live(case.upload.clone()),
+        UploadLookup::Live(finalised),
+    ]);
+    case.expect_lock(FakeLease::Undisturbed);
+    case.h
+        .uploads
+        .expect_discard_upload()
+        .times(1)
+        .returning(|_, _, _, _| Ok(None));
+    case.h.expect_no_purge();
+
+    let err = case.terminate().await.expect_err("finalised meanwhile");
+    assert!(matches!(err, IngestError::UploadComplete), "{err:?}");
+}
+
+#[tokio::test]
+async fn terminating_while_a_writer_keeps_the_lock_answers_upload_locked() {
+    let mut case = Case::at(200);
+    case.expect_live(1);
+    case.h
+        .locks
+        .expect_acquire()
+        .times(1)
+        .returning(|_| Err(LockError::Locked));
+    case.h.uploads.expect_discard_upload().never();
+    case.h.expect_no_purge();
+
+    let err = case.terminate().await.expect_err("locked");
+    assert!(matches!(err, IngestError::UploadLocked), "{err:?}");
+}

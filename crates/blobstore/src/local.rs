@@ -1,0 +1,518 @@
+//! Local-disk storage: TUS part files staged under `uploads/`, finished objects under
+//! `objects/`.
+//!
+//! Part files are our own code, because the sink must write at an offset and `fdatasync`
+//! before it acknowledges. Finished objects are read through `object_store`'s
+//! `LocalFileSystem`, the same interface an S3-like store would offer.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::{stream, StreamExt, TryStreamExt};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore};
+use tokio::task::spawn_blocking;
+
+use roughy_app::ports::{
+    AppendOutcome, AppendStop, BlobError, BlobReader, BlobStore, BlobStream, ByteStream, UploadSink,
+};
+use roughy_domain::{AssetId, UploadId};
+
+use crate::part_writer::{PartWriter, WRITE_BUFFER_SIZE};
+
+/// The size of the chunks [`BlobStore::read_range`] streams (64 KiB).
+pub const READ_CHUNK_SIZE: usize = 64 * 1024;
+
+const UPLOADS_DIR: &str = "uploads";
+const OBJECTS_DIR: &str = "objects";
+
+/// Blob storage on a local filesystem: a durable [`UploadSink`] and a [`BlobStore`].
+///
+/// Layout under the root: `uploads/<upload_id>.part` while an upload is staged,
+/// `objects/<asset_id>` once complete (moved there by a rename, never copied). Several
+/// processes may share the root, as long as one upload is written by one request at a time
+/// (the upload lock's job).
+#[derive(Debug)]
+pub struct LocalBlobStore {
+    root: PathBuf,
+    uploads: PathBuf,
+    objects_dir: PathBuf,
+    objects: LocalFileSystem,
+    write_buffer: usize,
+}
+
+impl LocalBlobStore {
+    /// Opens the store at `root`, creating `root/uploads/` and `root/objects/` as needed.
+    ///
+    /// # Errors
+    /// `BlobError::Internal` when the directories cannot be created or opened.
+    pub fn new(root: impl Into<PathBuf>) -> Result<Self, BlobError> {
+        let root = root.into();
+        let uploads = root.join(UPLOADS_DIR);
+        let objects_dir = root.join(OBJECTS_DIR);
+        for dir in [&uploads, &objects_dir] {
+            fs::create_dir_all(dir).map_err(|e| io_failure("creating", dir, &e))?;
+        }
+        let objects = LocalFileSystem::new_with_prefix(&objects_dir)
+            .map_err(|e| BlobError::Internal(e.to_string()))?;
+        Ok(Self {
+            root,
+            uploads,
+            objects_dir,
+            objects,
+            write_buffer: WRITE_BUFFER_SIZE,
+        })
+    }
+
+    /// Sets the size of the write buffers `append` uses (default [`WRITE_BUFFER_SIZE`]; at
+    /// least 1). Each append holds at most [`WRITE_BUFFERS`](crate::WRITE_BUFFERS) of them.
+    #[must_use]
+    pub fn with_write_buffer_size(mut self, bytes: usize) -> Self {
+        self.write_buffer = bytes.max(1);
+        self
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn part_path(&self, id: &UploadId) -> PathBuf {
+        self.uploads.join(format!("{id}.part"))
+    }
+
+    fn object_path(&self, asset: &AssetId) -> PathBuf {
+        self.objects_dir.join(asset.as_str())
+    }
+
+    fn object_key(asset: &AssetId) -> ObjectPath {
+        ObjectPath::from(asset.as_str())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upload sink
+// ---------------------------------------------------------------------------------------------
+
+/// Why a part file could not be opened for an append.
+#[derive(Debug)]
+enum OpenFailure {
+    /// The part file holds fewer bytes than the repository's offset: staged bytes were lost.
+    Missing {
+        staged: u64,
+    },
+    Io(io::Error),
+}
+
+/// Opens (at offset 0, creates) the part file, drops anything staged past `offset`, and
+/// positions it there.
+fn open_part(path: &Path, uploads: &Path, offset: u64) -> Result<File, OpenFailure> {
+    let mut file = if offset == 0 {
+        match OpenOptions::new().write(true).create_new(true).open(path) {
+            Ok(file) => {
+                // The new name must survive a crash as surely as the bytes written into it.
+                sync_dir(uploads).map_err(OpenFailure::Io)?;
+                file
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(OpenFailure::Io)?,
+            Err(e) => return Err(OpenFailure::Io(e)),
+        }
+    } else {
+        match OpenOptions::new().write(true).open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(OpenFailure::Missing { staged: 0 })
+            }
+            Err(e) => return Err(OpenFailure::Io(e)),
+        }
+    };
+    let staged = file.metadata().map_err(OpenFailure::Io)?.len();
+    if staged < offset {
+        // Extending would fill the gap with zeros and corrupt the object silently.
+        return Err(OpenFailure::Missing { staged });
+    }
+    file.set_len(offset).map_err(OpenFailure::Io)?;
+    file.seek(SeekFrom::Start(offset))
+        .map_err(OpenFailure::Io)?;
+    Ok(file)
+}
+
+#[async_trait(?Send)]
+impl UploadSink for LocalBlobStore {
+    /// Streams the body into `uploads/<id>.part` at `offset` and `fdatasync`s once at the end.
+    ///
+    /// The part file is only touched once the body carries a byte, so an empty body changes
+    /// nothing (not even a part file already moved into place by `complete`).
+    #[tracing::instrument(skip(self, body))]
+    async fn append<'a>(
+        &self,
+        id: &UploadId,
+        offset: u64,
+        mut body: ByteStream<'a>,
+        limit: u64,
+    ) -> AppendOutcome {
+        let mut writer: Option<PartWriter> = None;
+        let mut received: u64 = 0;
+        let mut stop = None;
+        while let Some(item) = body.next().await {
+            let chunk = match item {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    stop = Some(AppendStop::Body(e));
+                    break;
+                }
+            };
+            let room = limit - received;
+            let too_long = chunk.len() as u64 > room;
+            // Only the bytes up to the limit are kept; `room` < chunk.len() fits a usize here.
+            let keep = if too_long {
+                &chunk[..usize::try_from(room).unwrap_or(0)]
+            } else {
+                &chunk[..]
+            };
+            if !keep.is_empty() {
+                if writer.is_none() {
+                    writer = match self.open_writer(id, offset, limit).await {
+                        Ok(writer) => Some(writer),
+                        Err(outcome) => return outcome,
+                    };
+                }
+                if let Some(writer) = writer.as_mut() {
+                    writer.push(keep).await;
+                    if writer.failed() {
+                        break;
+                    }
+                }
+                received += keep.len() as u64;
+            }
+            if too_long {
+                stop = Some(AppendStop::TooLong);
+                break;
+            }
+        }
+        // The connection's resources are not needed for the sync.
+        drop(body);
+
+        let Some(writer) = writer else {
+            return AppendOutcome { offset, stop };
+        };
+        let (durable, error) = writer.finish().await;
+        let offset = offset + durable;
+        if let Some(e) = error {
+            tracing::error!(upload = %id, offset, error = %e, "writing the part file failed");
+            stop = Some(AppendStop::Storage(BlobError::Internal(format!(
+                "writing upload {id}: {e}"
+            ))));
+        }
+        AppendOutcome { offset, stop }
+    }
+}
+
+impl LocalBlobStore {
+    /// Opens the part file for an append. On failure, the outcome to report.
+    async fn open_writer(
+        &self,
+        id: &UploadId,
+        offset: u64,
+        limit: u64,
+    ) -> Result<PartWriter, AppendOutcome> {
+        let path = self.part_path(id);
+        let uploads = self.uploads.clone();
+        let opened = spawn_blocking(move || open_part(&path, &uploads, offset)).await;
+        let failure = match opened {
+            Ok(Ok(file)) => {
+                // A body that fits the limit needs no bigger buffer than the limit.
+                let buffer =
+                    usize::try_from(limit).map_or(self.write_buffer, |l| l.min(self.write_buffer));
+                return Ok(PartWriter::new(file, buffer));
+            }
+            Ok(Err(OpenFailure::Missing { staged })) => {
+                tracing::error!(
+                    upload = %id, offset, staged,
+                    "the part file holds fewer bytes than the recorded offset"
+                );
+                return Err(AppendOutcome {
+                    // The truth about what is stored, though less than the repository says.
+                    offset: staged,
+                    stop: Some(AppendStop::Storage(BlobError::Internal(format!(
+                        "upload {id}: {staged} bytes staged, {offset} expected"
+                    )))),
+                });
+            }
+            Ok(Err(OpenFailure::Io(e))) => e.to_string(),
+            Err(join) => format!("open task failed: {join}"),
+        };
+        tracing::error!(upload = %id, error = %failure, "opening the part file failed");
+        Err(AppendOutcome {
+            offset,
+            stop: Some(AppendStop::Storage(BlobError::Internal(format!(
+                "opening upload {id}: {failure}"
+            )))),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Finished objects
+// ---------------------------------------------------------------------------------------------
+
+/// A blocking reader over a finished object.
+#[derive(Debug)]
+struct FileReader {
+    file: File,
+    len: u64,
+}
+
+impl Read for FileReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.file.read(buf)
+    }
+}
+
+impl Seek for FileReader {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.file.seek(pos)
+    }
+}
+
+impl BlobReader for FileReader {
+    fn byte_len(&self) -> Option<u64> {
+        Some(self.len)
+    }
+}
+
+#[async_trait]
+impl BlobStore for LocalBlobStore {
+    /// Syncs the part file, renames it to `objects/<asset>` and syncs both directories.
+    /// Repeating it after success answers the object's size.
+    #[tracing::instrument(skip(self))]
+    async fn complete_upload(&self, id: &UploadId, asset: &AssetId) -> Result<u64, BlobError> {
+        let part = self.part_path(id);
+        let object = self.object_path(asset);
+        let uploads = self.uploads.clone();
+        let objects = self.objects_dir.clone();
+        blocking(move || {
+            let file = match File::open(&part) {
+                Ok(file) => file,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    // Completed before (the repository failed to record it): the object is
+                    // in place already.
+                    return match fs::metadata(&object) {
+                        Ok(meta) => Ok(meta.len()),
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(BlobError::NotFound),
+                        Err(e) => Err(io_failure("reading", &object, &e)),
+                    };
+                }
+                Err(e) => return Err(io_failure("opening", &part, &e)),
+            };
+            file.sync_all()
+                .map_err(|e| io_failure("syncing", &part, &e))?;
+            let size = file
+                .metadata()
+                .map_err(|e| io_failure("reading", &part, &e))?
+                .len();
+            drop(file);
+            fs::rename(&part, &object).map_err(|e| io_failure("moving", &part, &e))?;
+            // The rename is durable only once both directories are.
+            sync_dir(&objects).map_err(|e| io_failure("syncing", &objects, &e))?;
+            sync_dir(&uploads).map_err(|e| io_failure("syncing", &uploads, &e))?;
+            Ok(size)
+        })
+        .await
+    }
+
+    /// Removes the part file; a missing one is fine.
+    #[tracing::instrument(skip(self))]
+    async fn abort_upload(&self, id: &UploadId) -> Result<(), BlobError> {
+        let part = self.part_path(id);
+        blocking(move || match fs::remove_file(&part) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_failure("removing", &part, &e)),
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn object_size(&self, asset: &AssetId) -> Result<u64, BlobError> {
+        let meta = self
+            .objects
+            .head(&Self::object_key(asset))
+            .await
+            .map_err(store_error)?;
+        Ok(meta.size)
+    }
+
+    /// Streams `range` in [`READ_CHUNK_SIZE`] chunks. A range past the end is cut at the end;
+    /// one starting at or past it is an error.
+    #[tracing::instrument(skip(self))]
+    async fn read_range(
+        &self,
+        asset: &AssetId,
+        range: Range<u64>,
+    ) -> Result<BlobStream, BlobError> {
+        if range.start >= range.end {
+            // object_store refuses empty ranges; answer one for an object that exists.
+            self.object_size(asset).await?;
+            return Ok(stream::empty().boxed());
+        }
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(range)),
+            ..GetOptions::default()
+        };
+        let got = self
+            .objects
+            .get_opts(&Self::object_key(asset), options)
+            .await
+            .map_err(store_error)?;
+        Ok(match got.payload {
+            GetResultPayload::File(file, _) => file_chunks(file, got.range),
+            GetResultPayload::Stream(bytes) => bytes.map_err(store_error).boxed(),
+        })
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn open_reader(&self, asset: &AssetId) -> Result<Box<dyn BlobReader>, BlobError> {
+        let path = self.object_path(asset);
+        blocking(move || {
+            let file = File::open(&path).map_err(|e| not_found_or(&e, "opening", &path))?;
+            let len = file
+                .metadata()
+                .map_err(|e| io_failure("reading", &path, &e))?
+                .len();
+            Ok(Box::new(FileReader { file, len }) as Box<dyn BlobReader>)
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn delete_object(&self, asset: &AssetId) -> Result<(), BlobError> {
+        match self.objects.delete(&Self::object_key(asset)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    /// Writes and removes a probe file under `uploads/`, and checks `objects/` is there.
+    #[tracing::instrument(skip(self))]
+    async fn check(&self) -> Result<(), BlobError> {
+        let probe = self
+            .uploads
+            .join(format!(".check-{}", hex::encode(rand::random::<[u8; 8]>())));
+        let objects = self.objects_dir.clone();
+        blocking(move || {
+            fs::write(&probe, b"ok").map_err(|e| io_failure("writing", &probe, &e))?;
+            fs::remove_file(&probe).map_err(|e| io_failure("removing", &probe, &e))?;
+            match fs::metadata(&objects) {
+                Ok(meta) if meta.is_dir() => Ok(()),
+                Ok(_) => Err(BlobError::Internal(format!(
+                    "{} is not a directory",
+                    objects.display()
+                ))),
+                Err(e) => Err(io_failure("reading", &objects, &e)),
+            }
+        })
+        .await
+    }
+}
+
+/// Reads `range` of `file` in [`READ_CHUNK_SIZE`] chunks on the blocking pool.
+fn file_chunks(file: File, range: Range<u64>) -> BlobStream {
+    struct Cursor {
+        file: File,
+        pos: u64,
+        end: u64,
+        positioned: bool,
+    }
+    let cursor = Cursor {
+        file,
+        pos: range.start,
+        end: range.end,
+        positioned: false,
+    };
+    stream::try_unfold(cursor, |mut cursor| async move {
+        if cursor.pos >= cursor.end {
+            return Ok(None);
+        }
+        // At most READ_CHUNK_SIZE, so it fits a usize.
+        let want = usize::try_from((cursor.end - cursor.pos).min(READ_CHUNK_SIZE as u64))
+            .unwrap_or(READ_CHUNK_SIZE);
+        let (cursor, chunk) = blocking(move || {
+            if !cursor.positioned {
+                cursor
+                    .file
+                    .seek(SeekFrom::Start(cursor.pos))
+                    .map_err(|e| BlobError::Internal(format!("seeking an object: {e}")))?;
+                cursor.positioned = true;
+            }
+            let mut chunk = vec![0; want];
+            cursor.file.read_exact(&mut chunk).map_err(|e| {
+                // A short read means the object shrank under us (deleted and replaced).
+                BlobError::Internal(format!("reading an object: {e}"))
+            })?;
+            Ok((cursor, chunk))
+        })
+        .await?;
+        let mut cursor = cursor;
+        cursor.pos += want as u64;
+        Ok(Some((Bytes::from(chunk), cursor)))
+    })
+    .boxed()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/// Runs blocking file work off the async workers.
+async fn blocking<T, F>(work: F) -> Result<T, BlobError>
+where
+    F: FnOnce() -> Result<T, BlobError> + Send + 'static,
+    T: Send + 'static,
+{
+    spawn_blocking(work)
+        .await
+        .map_err(|e| BlobError::Internal(format!("blocking task failed: {e}")))?
+}
+
+/// `fsync`s a directory, making the names created or removed in it durable.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Directories cannot be opened for syncing here; the platform keeps names durable itself.
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+fn io_failure(doing: &str, path: &Path, e: &io::Error) -> BlobError {
+    BlobError::Internal(format!("{doing} {}: {e}", path.display()))
+}
+
+fn not_found_or(e: &io::Error, doing: &str, path: &Path) -> BlobError {
+    if e.kind() == io::ErrorKind::NotFound {
+        BlobError::NotFound
+    } else {
+        io_failure(doing, path, e)
+    }
+}
+
+fn store_error(e: object_store::Error) -> BlobError {
+    match e {
+        object_store::Error::NotFound { .. } => BlobError::NotFound,
+        other => BlobError::Internal(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,354 @@
+//! Wire types: what the API reads and writes, with their OpenAPI schemas.
+//! Request bodies become domain commands through one `try_into_domain()` each.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use roughy_app::ports::TopUpOutcome;
+use roughy_app::{CreateAsset, IngestError, Page};
+use roughy_domain::time_format::rfc3339;
+use roughy_domain::{
+    Account, Asset, AssetState, Language, LedgerEntry, MediaType, Project, ProjectId, ProjectName,
+    SizeBytes,
+};
+
+use crate::extract::encode_cursor;
+
+/// `POST /v1/projects`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProjectBody {
+    /// Optional, 1 to 200 characters.
+    pub name: Option<String>,
+}
+
+impl CreateProjectBody {
+    /// The parsed name.
+    pub fn try_into_domain(self) -> Result<Option<ProjectName>, IngestError> {
+        Ok(self.name.as_deref().map(ProjectName::parse).transpose()?)
+    }
+}
+
+/// A project.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectDto {
+    /// `prj_…`.
+    pub id: String,
+    /// Its name.
+    pub name: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+impl From<Project> for ProjectDto {
+    fn from(p: Project) -> Self {
+        Self {
+            id: p.id.to_string(),
+            name: p.name.map(|n| n.as_str().to_owned()),
+            created_at: rfc3339(p.created_at),
+        }
+    }
+}
+
+/// A page of projects.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectList {
+    /// Newest first.
+    pub data: Vec<ProjectDto>,
+    /// Null exactly when no further item exists.
+    pub next_cursor: Option<String>,
+}
+
+impl From<Page<Project>> for ProjectList {
+    fn from(page: Page<Project>) -> Self {
+        Self {
+            next_cursor: page.next_cursor.as_ref().map(encode_cursor),
+            data: page.items.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// `POST /v1/assets`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAssetBody {
+    /// The owning project.
+    pub project_id: String,
+    /// Exact byte count of the file to upload: 64 to 53687091200.
+    pub size_bytes: u64,
+    /// Optional ISO 639-1 code (2 letters, normalised to lowercase); null auto-detects.
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+impl CreateAssetBody {
+    /// The create command.
+    pub fn try_into_domain(self) -> Result<CreateAsset, IngestError> {
+        let project_id = ProjectId::parse(&self.project_id).ok_or(IngestError::ProjectNotFound)?;
+        let size = SizeBytes::new(self.size_bytes)?;
+        let language = self.language.as_deref().map(Language::parse).transpose()?;
+        Ok(CreateAsset {
+            project_id,
+            size,
+            language,
+        })
+    }
+}
+
+/// Audio or video.
+#[derive(Debug, Serialize, ToSchema, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum AssetTypeDto {
+    /// Audio only.
+    Audio,
+    /// Video.
+    Video,
+}
+
+/// Lifecycle state.
+#[derive(Debug, Serialize, ToSchema, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum AssetStateDto {
+    /// Bytes are uploading.
+    PendingUpload,
+    /// Being measured and billed.
+    Processing,
+    /// Measured; the balance did not cover the charge.
+    PendingPayment,
+    /// Measured and paid for.
+    Ready,
+    /// Preparation failed; never charged.
+    Failed,
+}
+
+impl From<AssetState> for AssetStateDto {
+    fn from(s: AssetState) -> Self {
+        match s {
+            AssetState::PendingUpload => Self::PendingUpload,
+            AssetState::Processing => Self::Processing,
+            AssetState::PendingPayment => Self::PendingPayment,
+            AssetState::Ready => Self::Ready,
+            AssetState::Failed => Self::Failed,
+        }
+    }
+}
+
+/// An asset.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssetDto {
+    /// `ast_…`.
+    pub id: String,
+    /// The owning project.
+    pub project_id: String,
+    /// From the bytes, once the first chunk arrived.
+    #[serde(rename = "type")]
+    pub media_type: Option<AssetTypeDto>,
+    /// Lifecycle state.
+    pub state: AssetStateDto,
+    /// File extension without the dot, from the bytes.
+    pub extension: Option<String>,
+    /// Stored size; null while `pending_upload`.
+    pub size_bytes: Option<u64>,
+    /// MIME type, from the bytes.
+    pub content_type: Option<String>,
+    /// Seconds with exactly 3 fraction digits (`"250.480"`); set in `ready` and `pending_payment`.
+    #[schema(pattern = r"^(?!^[-+.]*$)[+-]?0*\d*\.?\d*$", example = "250.480")]
+    pub duration_seconds: Option<String>,
+    /// ISO 639-1, immutable.
+    pub language: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// Set only when `failed`.
+    pub error_code: Option<String>,
+    /// Set only when `failed`.
+    pub error_message: Option<String>,
+    /// Absolute TUS URL while `pending_upload`; null after.
+    pub upload_url: Option<String>,
+}
+
+impl AssetDto {
+    /// The wire form; `base` is the public URL for `upload_url`.
+    pub fn new(asset: &Asset, base: &str) -> Self {
+        let format = asset.format;
+        Self {
+            id: asset.id.to_string(),
+            project_id: asset.project_id.to_string(),
+            media_type: format.map(|f| match f.media_type() {
+                MediaType::Audio => AssetTypeDto::Audio,
+                MediaType::Video => AssetTypeDto::Video,
+            }),
+            state: asset.state.into(),
+            extension: format.map(|f| f.extension().to_owned()),
+            size_bytes: asset.size_bytes,
+            content_type: format.map(|f| f.content_type().to_owned()),
+            duration_seconds: asset.duration.map(|d| d.to_string()),
+            language: asset.language.as_ref().map(|l| l.as_str().to_owned()),
+            created_at: rfc3339(asset.created_at),
+            error_code: asset.failure.as_ref().map(|f| f.code.clone()),
+            error_message: asset.failure.as_ref().map(|f| f.message.clone()),
+            upload_url: (asset.state == AssetState::PendingUpload).then(|| upload_url(base, asset)),
+        }
+    }
+}
+
+/// The absolute TUS URL of an asset's upload.
+pub fn upload_url(base: &str, asset: &Asset) -> String {
+    format!("{base}/v1/uploads/{}", asset.upload_id)
+}
+
+/// An asset with its download link (`GET /v1/assets/{id}`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssetDetailDto {
+    /// The asset.
+    #[serde(flatten)]
+    pub asset: AssetDto,
+    /// Short-lived signed URL; only when `ready`.
+    pub download_url: Option<String>,
+    /// True exactly when `ready`.
+    pub cuttable: bool,
+}
+
+/// A page of assets.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssetList {
+    /// Newest first.
+    pub data: Vec<AssetDto>,
+    /// Null exactly when no further item exists.
+    pub next_cursor: Option<String>,
+}
+
+impl AssetList {
+    /// The wire form of a page.
+    pub fn new(page: Page<Asset>, base: &str) -> Self {
+        Self {
+            next_cursor: page.next_cursor.as_ref().map(encode_cursor),
+            data: page.items.iter().map(|a| AssetDto::new(a, base)).collect(),
+        }
+    }
+}
+
+/// `GET /v1/credits`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BalanceDto {
+    /// Credits available.
+    pub balance: i64,
+}
+
+/// Ledger entry kind.
+#[derive(Debug, Serialize, ToSchema, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerKindDto {
+    /// Credits added.
+    TopUp,
+    /// The one-time charge of an asset.
+    AssetCharge,
+}
+
+/// A credit ledger entry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LedgerEntryDto {
+    /// `led_…`.
+    pub id: String,
+    /// What it was.
+    pub kind: LedgerKindDto,
+    /// Signed: positive credits a top-up, negative a charge.
+    pub amount: i64,
+    /// The balance right after.
+    pub balance_after: i64,
+    /// The charged asset.
+    pub asset_id: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+impl From<LedgerEntry> for LedgerEntryDto {
+    fn from(e: LedgerEntry) -> Self {
+        Self {
+            id: e.id.to_string(),
+            kind: match e.kind {
+                roughy_domain::LedgerKind::TopUp => LedgerKindDto::TopUp,
+                roughy_domain::LedgerKind::AssetCharge => LedgerKindDto::AssetCharge,
+            },
+            amount: e.amount,
+            balance_after: e.balance_after,
+            asset_id: e.asset_id.map(|a| a.to_string()),
+            created_at: rfc3339(e.created_at),
+        }
+    }
+}
+
+impl From<TopUpOutcome> for LedgerEntryDto {
+    fn from(o: TopUpOutcome) -> Self {
+        o.entry.into()
+    }
+}
+
+/// A page of ledger entries.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LedgerList {
+    /// Newest first.
+    pub data: Vec<LedgerEntryDto>,
+    /// Null exactly when no further item exists.
+    pub next_cursor: Option<String>,
+}
+
+impl From<Page<LedgerEntry>> for LedgerList {
+    fn from(page: Page<LedgerEntry>) -> Self {
+        Self {
+            next_cursor: page.next_cursor.as_ref().map(encode_cursor),
+            data: page.items.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// `POST /admin/v1/accounts`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAccountBody {
+    /// Optional display name.
+    pub name: Option<String>,
+}
+
+/// An account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountDto {
+    /// `acc_…`.
+    pub id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Credits.
+    pub balance: i64,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+impl AccountDto {
+    /// The wire form.
+    pub fn new(a: Account, balance: i64) -> Self {
+        Self {
+            id: a.id.to_string(),
+            name: a.name,
+            balance,
+            created_at: rfc3339(a.created_at),
+        }
+    }
+}
+
+/// A minted API key: the secret is shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyDto {
+    /// `key_…` (use it to revoke).
+    pub id: String,
+    /// The secret `sk_…`.
+    pub key: String,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// `POST /admin/v1/accounts/{id}/top-ups`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TopUpBody {
+    /// 1 to 10^9.
+    pub credits: i64,
+}

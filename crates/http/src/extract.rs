@@ -1,0 +1,252 @@
+//! Request parsing: bearer auth, JSON bodies, list queries, cursors, the public base URL.
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use futures::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use roughy_app::{Cursor, PageRequest};
+use roughy_domain::AccountId;
+
+use crate::error::ApiError;
+use crate::HttpState;
+
+/// The shared state, from the request.
+pub fn state(req: &HttpRequest) -> Result<&HttpState, ApiError> {
+    req.app_data::<web::Data<HttpState>>()
+        .map(|d| d.get_ref())
+        .ok_or_else(|| ApiError::from(roughy_app::IngestError::Internal("state missing".into())))
+}
+
+/// The bearer credential of a request, if it has one.
+pub fn bearer(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Resolves the caller's account from `Authorization: Bearer sk_…`.
+pub async fn authenticate(req: &HttpRequest) -> Result<AccountId, ApiError> {
+    let state = state(req)?;
+    let token = bearer(req).ok_or_else(ApiError::unauthorized)?;
+    Ok(state.ingest.authenticate(token).await?)
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller(pub AccountId);
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { authenticate(&req).await.map(Caller) })
+    }
+}
+
+/// The largest JSON body we read.
+const JSON_LIMIT: usize = 64 * 1024;
+
+/// A JSON body parsed with the field path in every error: malformed JSON is 400
+/// `invalid_json`; a wrong type, missing or unknown field is 422 `validation_error`.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let content_type_ok = match req.headers().get(header::CONTENT_TYPE) {
+            None => true,
+            Some(v) => v
+                .to_str()
+                .map(|v| {
+                    let essence = v.split(';').next().unwrap_or("").trim();
+                    essence.eq_ignore_ascii_case("application/json") || essence.ends_with("+json")
+                })
+                .unwrap_or(false),
+        };
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            if !content_type_ok {
+                return Err(ApiError::unsupported_content_type("application/json"));
+            }
+            let bytes = bytes
+                .await
+                .map_err(|e| ApiError::invalid_json(e.to_string()))?;
+            if bytes.len() > JSON_LIMIT {
+                return Err(ApiError::invalid_json("the JSON body is too large"));
+            }
+            parse_json(if bytes.iter().all(u8::is_ascii_whitespace) {
+                b"{}"
+            } else {
+                &bytes
+            })
+            .map(JsonBody)
+        })
+    }
+}
+
+/// Parses JSON, naming the field in data errors. An empty body counts as `{}`.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed: Result<T, _> = serde_path_to_error::deserialize(&mut de);
+    let value = match parsed {
+        Ok(v) => v,
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            return Err(match inner.classify() {
+                serde_json::error::Category::Data => {
+                    let field = if path == "." { "body".to_owned() } else { path };
+                    ApiError::validation(&field, strip_position(&inner.to_string()))
+                }
+                _ => ApiError::invalid_json(inner.to_string()),
+            });
+        }
+    };
+    de.end()
+        .map_err(|e| ApiError::invalid_json(e.to_string()))?;
+    Ok(value)
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// The query of list endpoints.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    /// 1..=100.
+    pub limit: Option<String>,
+    /// Opaque.
+    pub cursor: Option<String>,
+    /// Assets only.
+    pub project_id: Option<String>,
+    /// Assets only.
+    pub state: Option<String>,
+}
+
+impl ListQuery {
+    /// The page request: `limit` 1..=100 (default 50) and a decoded cursor.
+    pub fn page(&self) -> Result<PageRequest, ApiError> {
+        let limit = match &self.limit {
+            None => PageRequest::DEFAULT_LIMIT,
+            Some(raw) => raw
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=PageRequest::MAX_LIMIT).contains(n))
+                .ok_or_else(|| ApiError::validation("limit", "must be an integer from 1 to 100"))?,
+        };
+        let cursor = match &self.cursor {
+            None => None,
+            Some(raw) => Some(
+                decode_cursor(raw)
+                    .ok_or_else(|| ApiError::validation("cursor", "malformed cursor"))?,
+            ),
+        };
+        Ok(PageRequest { limit, cursor })
+    }
+}
+
+/// Encodes a cursor as opaque URL-safe text.
+pub fn encode_cursor(cursor: &Cursor) -> String {
+    let raw = format!("{}:{}", cursor.created_at.unix_timestamp_nanos(), cursor.id);
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
+fn decode_cursor(raw: &str) -> Option<Cursor> {
+    let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (nanos, id) = text.split_once(':')?;
+    let created_at = OffsetDateTime::from_unix_timestamp_nanos(nanos.parse().ok()?).ok()?;
+    let id_ok = !id.is_empty()
+        && id.len() <= 80
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    id_ok.then(|| Cursor {
+        created_at,
+        id: id.to_owned(),
+    })
+}
+
+/// The public base URL (`scheme://host`, no trailing slash) for absolute links.
+///
+/// `ROUGHY_PUBLIC_URL` when set; else from the request: `Forwarded` / `X-Forwarded-*` only when
+/// `ROUGHY_TRUST_PROXY=1`, otherwise the `Host` header and plain `http`.
+pub fn base_url(req: &HttpRequest) -> String {
+    let Ok(state) = state(req) else {
+        return String::new();
+    };
+    if let Some(url) = &state.settings.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    if state.settings.trust_proxy {
+        let info = req.connection_info();
+        return format!("{}://{}", info.scheme(), info.host());
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| req.app_config().host().to_owned());
+    format!("http://{host}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let c = Cursor {
+            created_at: OffsetDateTime::UNIX_EPOCH + time::Duration::microseconds(123),
+            id: "ast_abc".into(),
+        };
+        assert_eq!(decode_cursor(&encode_cursor(&c)), Some(c));
+        for bad in ["", "!!", "bm9wZQ", &URL_SAFE_NO_PAD.encode("12:a/b")] {
+            assert_eq!(decode_cursor(bad), None, "{bad}");
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        size_bytes: u64,
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        let e = parse_json::<Body>(br#"{"size_bytes": "x"}"#).unwrap_err();
+        assert_eq!(e.code(), "validation_error");
+        assert!(e.to_string().contains("size_bytes"), "{e}");
+        let e = parse_json::<Body>(br#"{}"#).unwrap_err();
+        assert!(e.to_string().contains("size_bytes"), "{e}");
+        let e = parse_json::<Body>(br#"{"size_bytes": 1, "x": 2}"#).unwrap_err();
+        assert!(e.to_string().contains('x'), "{e}");
+        assert_eq!(
+            parse_json::<Body>(br#"{"size_bytes": "#)
+                .unwrap_err()
+                .code(),
+            "invalid_json"
+        );
+        assert_eq!(
+            parse_json::<Body>(br#"{"size_bytes": 1} x"#)
+                .unwrap_err()
+                .code(),
+            "invalid_json"
+        );
+    }
+}

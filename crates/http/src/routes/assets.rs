@@ -1,0 +1,133 @@
+//! `/v1/assets`.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use roughy_app::AssetFilter;
+use roughy_domain::time_format::http_date;
+use roughy_domain::{AssetId, AssetState, ProjectId};
+
+use super::resource;
+use crate::dto::{upload_url, AssetDetailDto, AssetDto, AssetList, CreateAssetBody};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{base_url, Caller, JsonBody, ListQuery};
+use crate::HttpState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/v1/assets")
+            .route(web::post().to(create))
+            .route(web::get().to(list)),
+    )
+    .service(
+        resource("/v1/assets/{id}")
+            .route(web::get().to(get))
+            .route(web::delete().to(delete)),
+    );
+}
+
+fn parse_id(raw: &str) -> Result<AssetId, ApiError> {
+    AssetId::parse(raw).ok_or_else(ApiError::not_found)
+}
+
+/// Create an asset and open its TUS upload.
+///
+/// The body is the asset (`pending_upload`); `Location` is the TUS transfer URL: PATCH chunks
+/// there until the file is fully uploaded.
+#[utoipa::path(post, path = "/v1/assets", tag = "assets", request_body = CreateAssetBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, body = AssetDto, headers(
+            ("Location" = String, description = "Absolute TUS upload URL"),
+            ("Upload-Expires" = String, description = "RFC 9110 HTTP-date"))),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 402, body = ErrorBody, description = "Balance is zero or below (insufficient_credits)"),
+        (status = 404, body = ErrorBody, description = "project_not_found"),
+        (status = 413, body = ErrorBody, description = "upload_too_large"),
+        (status = 422, body = ErrorBody, description = "validation_error or upload_too_small")))]
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<HttpState>,
+    caller: Caller,
+    body: JsonBody<CreateAssetBody>,
+) -> Result<HttpResponse, ApiError> {
+    let command = body.0.try_into_domain()?;
+    let (asset, upload) = state.ingest.create_asset(&caller.0, command).await?;
+    let base = base_url(&req);
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, upload_url(&base, &asset)))
+        .insert_header(("Upload-Expires", http_date(upload.expires_at)))
+        .json(AssetDto::new(&asset, &base)))
+}
+
+/// Get an asset, with a fresh signed `download_url` when ready.
+#[utoipa::path(get, path = "/v1/assets/{id}", tag = "assets", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Asset id")),
+    responses((status = 200, body = AssetDetailDto), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    req: HttpRequest,
+    state: web::Data<HttpState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let asset = state.ingest.get_asset(&caller.0, &parse_id(&id)?).await?;
+    let base = base_url(&req);
+    Ok(HttpResponse::Ok().json(AssetDetailDto {
+        download_url: state.ingest.download_link(&base, &asset),
+        cuttable: asset.cuttable(),
+        asset: AssetDto::new(&asset, &base),
+    }))
+}
+
+/// List assets, newest first.
+#[utoipa::path(get, path = "/v1/assets", tag = "assets", security(("bearer" = [])),
+    params(
+        ("project_id" = Option<String>, Query, description = "Only this project's assets"),
+        ("state" = Option<String>, Query, description = "pending_upload, processing, pending_payment, ready or failed"),
+        ("limit" = Option<u32>, Query, description = "1 to 100, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = AssetList), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn list(
+    req: HttpRequest,
+    state: web::Data<HttpState>,
+    caller: Caller,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.page()?;
+    let filter = AssetFilter {
+        project_id: match &query.project_id {
+            None => None,
+            Some(raw) => Some(
+                ProjectId::parse(raw)
+                    .ok_or_else(|| ApiError::validation("project_id", "not a project id"))?,
+            ),
+        },
+        state: match &query.state {
+            None => None,
+            Some(raw) => Some(AssetState::parse(raw).ok_or_else(|| {
+                ApiError::validation(
+                    "state",
+                    "must be one of pending_upload, processing, pending_payment, ready, failed",
+                )
+            })?),
+        },
+    };
+    let assets = state.ingest.list_assets(&caller.0, &filter, &page).await?;
+    Ok(HttpResponse::Ok().json(AssetList::new(assets, &base_url(&req))))
+}
+
+/// Delete an asset: rows at once, stored bytes purged, pending upload cancelled.
+#[utoipa::path(delete, path = "/v1/assets/{id}", tag = "assets", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Asset id")),
+    responses((status = 204, description = "Deleted."), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    state: web::Data<HttpState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .ingest
+        .delete_asset(&caller.0, &parse_id(&id)?)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

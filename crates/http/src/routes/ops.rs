@@ -1,0 +1,49 @@
+//! Operations: liveness, readiness, the OpenAPI document.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use super::resource;
+use crate::error::ApiError;
+use crate::extract::state;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/healthz").route(web::get().to(healthz)))
+        .service(resource("/readyz").route(web::get().to(readyz)))
+        .service(resource("/openapi.json").route(web::get().to(openapi)));
+}
+
+/// 200 while the process runs.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process runs.")))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// 200 only when the database and blob storage answer, else 503.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, description = "Dependencies answer."),
+    (status = 503, description = "A dependency does not answer.")))]
+pub async fn readyz(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let state = state(&req)?;
+    let mut failing = Vec::new();
+    for check in &state.readiness {
+        if let Err(e) = check.check().await {
+            tracing::warn!(dependency = check.name(), error = %e, "readiness check failed");
+            failing.push(check.name());
+        }
+    }
+    Ok(if failing.is_empty() {
+        HttpResponse::Ok().json(json!({"status": "ready"}))
+    } else {
+        HttpResponse::ServiceUnavailable().json(json!({
+            "error": {"code": "not_ready", "message": format!("not answering: {}", failing.join(", "))}
+        }))
+    })
+}
+
+/// The OpenAPI 3.1 document.
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(crate::openapi::openapi_json())
+}

@@ -1,0 +1,87 @@
+//! `/v1/projects`.
+
+use actix_web::{web, HttpResponse};
+
+use roughy_domain::ProjectId;
+
+use super::resource;
+use crate::dto::{CreateProjectBody, ProjectDto, ProjectList};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Caller, JsonBody, ListQuery};
+use crate::HttpState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/v1/projects")
+            .route(web::post().to(create))
+            .route(web::get().to(list)),
+    )
+    .service(
+        resource("/v1/projects/{id}")
+            .route(web::get().to(get))
+            .route(web::delete().to(delete)),
+    );
+}
+
+fn parse_id(raw: &str) -> Result<ProjectId, ApiError> {
+    ProjectId::parse(raw).ok_or_else(ApiError::not_found)
+}
+
+/// Create a project.
+#[utoipa::path(post, path = "/v1/projects", tag = "projects", request_body = CreateProjectBody,
+    security(("bearer" = [])),
+    responses((status = 201, body = ProjectDto), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create(
+    state: web::Data<HttpState>,
+    caller: Caller,
+    body: JsonBody<CreateProjectBody>,
+) -> Result<HttpResponse, ApiError> {
+    let name = body.0.try_into_domain()?;
+    let project = state.ingest.create_project(&caller.0, name).await?;
+    Ok(HttpResponse::Created().json(ProjectDto::from(project)))
+}
+
+/// List projects, newest first.
+#[utoipa::path(get, path = "/v1/projects", tag = "projects", security(("bearer" = [])),
+    params(("limit" = Option<u32>, Query, description = "1 to 100, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = ProjectList), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn list(
+    state: web::Data<HttpState>,
+    caller: Caller,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = state
+        .ingest
+        .list_projects(&caller.0, &query.page()?)
+        .await?;
+    Ok(HttpResponse::Ok().json(ProjectList::from(page)))
+}
+
+/// Get a project.
+#[utoipa::path(get, path = "/v1/projects/{id}", tag = "projects", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Project id")),
+    responses((status = 200, body = ProjectDto), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    state: web::Data<HttpState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let project = state.ingest.get_project(&caller.0, &parse_id(&id)?).await?;
+    Ok(HttpResponse::Ok().json(ProjectDto::from(project)))
+}
+
+/// Delete a project and its assets.
+#[utoipa::path(delete, path = "/v1/projects/{id}", tag = "projects", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Project id")),
+    responses((status = 204, description = "Deleted, with its assets."), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    state: web::Data<HttpState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .ingest
+        .delete_project(&caller.0, &parse_id(&id)?)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

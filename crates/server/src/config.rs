@@ -1,0 +1,241 @@
+//! Configuration by environment. Every variable is documented here and in the README; a bad
+//! value stops start-up with a message naming the variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+/// Start-up refused: names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {variable}: {reason}")]
+pub struct ConfigError {
+    /// The environment variable.
+    pub variable: &'static str,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Where blobs live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    /// A local directory (`file://…`).
+    Local(PathBuf),
+}
+
+/// The service configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `ROUGHY_BIND` (127.0.0.1:8080).
+    pub bind: SocketAddr,
+    /// `ROUGHY_PUBLIC_URL` (http://<bind>); `None` derives it from each request.
+    pub public_url: Option<String>,
+    /// `ROUGHY_DATA_DIR` (./var).
+    pub data_dir: PathBuf,
+    /// `DATABASE_URL` (unset → embedded).
+    pub database_url: Option<SecretString>,
+    /// `ROUGHY_STORAGE_URL` (file://<data dir>/blobs).
+    pub storage: StorageConfig,
+    /// `ROUGHY_ADMIN_TOKEN` (unset: `/admin` is 404).
+    pub admin_token: Option<SecretString>,
+    /// `ROUGHY_SIGNING_KEY` (generated and kept in the data dir).
+    pub signing_key: Option<SecretString>,
+    /// `ROUGHY_UPLOAD_TTL_SECS` (172800).
+    pub upload_ttl: Duration,
+    /// `ROUGHY_DOWNLOAD_TTL_SECS` (300).
+    pub download_ttl: Duration,
+    /// `ROUGHY_CORS_ORIGINS` (*), comma-separated.
+    pub cors_origins: Vec<String>,
+    /// `ROUGHY_TRUST_PROXY` (0).
+    pub trust_proxy: bool,
+    /// `ROUGHY_BODY_IDLE_TIMEOUT_SECS` (60): an idle PATCH body is cut after this.
+    pub body_idle_timeout: Duration,
+    /// `ROUGHY_REAPER_INTERVAL_SECS` (min(60, TTL/4), at least 1).
+    pub reaper_interval: Duration,
+    /// `ROUGHY_HTTP_WORKERS` (number of cores).
+    pub http_workers: usize,
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    ///
+    /// # Errors
+    /// A `ConfigError` naming the first bad variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the configuration through `get` (tests pass a map).
+    ///
+    /// # Errors
+    /// A `ConfigError` naming the first bad variable.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let bind: SocketAddr = parse(&var, "ROUGHY_BIND", "127.0.0.1:8080", |v| {
+            v.parse()
+                .map_err(|e| format!("{e} (expected host:port, e.g. 127.0.0.1:8080)"))
+        })?;
+        let public_url = match var("ROUGHY_PUBLIC_URL") {
+            Some(url) => Some(parse_public_url(&url)?),
+            None => None,
+        };
+        let data_dir = PathBuf::from(var("ROUGHY_DATA_DIR").unwrap_or_else(|| "./var".to_owned()));
+        let storage = match var("ROUGHY_STORAGE_URL") {
+            None => StorageConfig::Local(data_dir.join("blobs")),
+            Some(url) => parse_storage_url(&url)?,
+        };
+        let secs = |name: &'static str, default: u64| {
+            parse(&var, name, &default.to_string(), |v| {
+                match v.parse::<u64>() {
+                    Ok(n) if n > 0 => Ok(Duration::from_secs(n)),
+                    _ => Err("must be a positive whole number of seconds".to_owned()),
+                }
+            })
+        };
+        let upload_ttl = secs("ROUGHY_UPLOAD_TTL_SECS", 172_800)?;
+        let default_reaper = (upload_ttl.as_secs() / 4).clamp(1, 60);
+        Ok(Self {
+            bind,
+            public_url,
+            database_url: var("DATABASE_URL").map(SecretString::from),
+            storage,
+            admin_token: var("ROUGHY_ADMIN_TOKEN").map(SecretString::from),
+            signing_key: var("ROUGHY_SIGNING_KEY").map(SecretString::from),
+            upload_ttl,
+            download_ttl: secs("ROUGHY_DOWNLOAD_TTL_SECS", 300)?,
+            cors_origins: parse(&var, "ROUGHY_CORS_ORIGINS", "*", |v| {
+                let origins: Vec<String> = v
+                    .split(',')
+                    .map(|o| o.trim().to_owned())
+                    .filter(|o| !o.is_empty())
+                    .collect();
+                if origins
+                    .iter()
+                    .all(|o| o == "*" || o.starts_with("http://") || o.starts_with("https://"))
+                {
+                    Ok(origins)
+                } else {
+                    Err("must be * or comma-separated http(s) origins".to_owned())
+                }
+            })?,
+            trust_proxy: parse(&var, "ROUGHY_TRUST_PROXY", "0", |v| match v {
+                "0" | "false" => Ok(false),
+                "1" | "true" => Ok(true),
+                _ => Err("must be 0 or 1".to_owned()),
+            })?,
+            body_idle_timeout: secs("ROUGHY_BODY_IDLE_TIMEOUT_SECS", 60)?,
+            reaper_interval: secs("ROUGHY_REAPER_INTERVAL_SECS", default_reaper)?,
+            http_workers: parse(&var, "ROUGHY_HTTP_WORKERS", "0", |v| {
+                v.parse::<usize>()
+                    .map_err(|_| "must be a whole number".to_owned())
+            })?,
+            data_dir,
+        })
+    }
+
+    /// The public URL links are built from, when it is fixed.
+    pub fn effective_public_url(&self) -> Option<String> {
+        self.public_url.clone()
+    }
+}
+
+fn parse<T>(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: &str,
+    f: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, ConfigError> {
+    let raw = var(name).unwrap_or_else(|| default.to_owned());
+    f(raw.trim()).map_err(|reason| ConfigError {
+        variable: name,
+        reason,
+    })
+}
+
+fn parse_public_url(url: &str) -> Result<String, ConfigError> {
+    let ok = (url.starts_with("http://") || url.starts_with("https://"))
+        && url.len() > "https://".len()
+        && !url.contains(char::is_whitespace);
+    if ok {
+        Ok(url.trim_end_matches('/').to_owned())
+    } else {
+        Err(ConfigError {
+            variable: "ROUGHY_PUBLIC_URL",
+            reason: format!("{url:?} is not an absolute http(s) URL"),
+        })
+    }
+}
+
+fn parse_storage_url(url: &str) -> Result<StorageConfig, ConfigError> {
+    if let Some(path) = url.strip_prefix("file://") {
+        if path.is_empty() {
+            return Err(ConfigError {
+                variable: "ROUGHY_STORAGE_URL",
+                reason: "file:// needs a path".into(),
+            });
+        }
+        return Ok(StorageConfig::Local(PathBuf::from(path)));
+    }
+    Err(ConfigError {
+        variable: "ROUGHY_STORAGE_URL",
+        reason: format!("{url:?}: only file:// storage is supported by this build"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from("./var"));
+        assert_eq!(
+            c.storage,
+            StorageConfig::Local(PathBuf::from("./var/blobs"))
+        );
+        assert_eq!(c.upload_ttl, Duration::from_secs(172_800));
+        assert_eq!(c.download_ttl, Duration::from_secs(300));
+        assert_eq!(c.cors_origins, vec!["*"]);
+        assert!(!c.trust_proxy);
+        assert!(c.admin_token.is_none());
+        assert_eq!(c.reaper_interval, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (k, v) in [
+            ("ROUGHY_BIND", "nope"),
+            ("ROUGHY_PUBLIC_URL", "ftp://x"),
+            ("ROUGHY_UPLOAD_TTL_SECS", "-1"),
+            ("ROUGHY_DOWNLOAD_TTL_SECS", "soon"),
+            ("ROUGHY_TRUST_PROXY", "yes please"),
+            ("ROUGHY_STORAGE_URL", "gopher://x"),
+            ("ROUGHY_CORS_ORIGINS", "example.com"),
+        ] {
+            let err = config(&[(k, v)]).unwrap_err();
+            assert_eq!(err.variable, k);
+            assert!(err.to_string().contains(k));
+        }
+    }
+
+    #[test]
+    fn storage_defaults_under_the_data_dir() {
+        let c = config(&[("ROUGHY_DATA_DIR", "/tmp/x")]).unwrap();
+        assert_eq!(
+            c.storage,
+            StorageConfig::Local(PathBuf::from("/tmp/x/blobs"))
+        );
+    }
+}

@@ -1,0 +1,225 @@
+//! Building the application from its configuration, and running it until shutdown.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use roughy_app::ports::{BlobStore, HealthCheck};
+use roughy_app::{Clock, Ingest, IngestConfig, IngestPorts, SystemClock};
+use roughy_blobstore::{HmacDownloadLinks, LocalBlobStore};
+use roughy_domain::AdminToken;
+use roughy_http::{HttpSettings, HttpState};
+use roughy_media::SymphoniaInspector;
+use roughy_memory::{InProcessUploadLocks, MemoryRepository, NotifyJobSignal};
+
+use crate::config::{Config, StorageConfig};
+use crate::workers;
+
+/// What tests (or embedders) may replace.
+#[derive(Default)]
+pub struct Overrides {
+    /// The clock (tests move it forward instead of sleeping).
+    pub clock: Option<Arc<dyn Clock>>,
+    /// A listener to serve on (tests bind port 0).
+    pub listener: Option<TcpListener>,
+}
+
+impl std::fmt::Debug for Overrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Overrides")
+            .field("listener", &self.listener)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A built, bound application.
+pub struct Application {
+    addr: SocketAddr,
+    server: actix_web::dev::Server,
+    workers: Vec<JoinHandle<()>>,
+    stop_workers: watch::Sender<bool>,
+    ingest: Ingest,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The blob store answers `/readyz`.
+struct BlobHealth(Arc<LocalBlobStore>);
+
+#[async_trait::async_trait]
+impl HealthCheck for BlobHealth {
+    fn name(&self) -> &'static str {
+        "blob storage"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.0.check().await.map_err(|e| e.to_string())
+    }
+}
+
+impl Application {
+    /// Builds every adapter from `config`, wires the use cases, binds the listener and starts
+    /// the background workers.
+    ///
+    /// # Errors
+    /// Whatever stops start-up, with context.
+    pub async fn build(config: Config, overrides: Overrides) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "failed to create ROUGHY_DATA_DIR {}",
+                config.data_dir.display()
+            )
+        })?;
+        if config.database_url.is_some() {
+            anyhow::bail!(
+                "invalid DATABASE_URL: this build has no PostgreSQL adapter yet; unset it to use the in-memory repository"
+            );
+        }
+        tracing::warn!("repository: in memory (data is lost when the process stops)");
+
+        let StorageConfig::Local(blob_root) = &config.storage;
+        let blobs = Arc::new(LocalBlobStore::new(blob_root.clone()).map_err(|e| {
+            anyhow::anyhow!("failed to open blob storage {}: {e}", blob_root.display())
+        })?);
+        tracing::info!(root = %blob_root.display(), "blob storage: local disk");
+
+        let signing_key = match &config.signing_key {
+            Some(key) => key.expose_secret().as_bytes().to_vec(),
+            None => roughy_blobstore::load_or_create_key(&config.data_dir.join("signing.key"))
+                .context("failed to load or create the signing key in ROUGHY_DATA_DIR")?,
+        };
+        let links = HmacDownloadLinks::new(signing_key)
+            .map_err(|e| anyhow::anyhow!("invalid ROUGHY_SIGNING_KEY: {e}"))?;
+
+        let repository = Arc::new(MemoryRepository::new());
+        let signal = Arc::new(NotifyJobSignal::new());
+        let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let ports = IngestPorts {
+            accounts: repository.clone(),
+            projects: repository.clone(),
+            assets: repository.clone(),
+            uploads: repository.clone(),
+            jobs: repository,
+            locks: Arc::new(InProcessUploadLocks::new()),
+            sink: blobs.clone(),
+            blobs: blobs.clone(),
+            media: Arc::new(SymphoniaInspector::new()),
+            links: Arc::new(links),
+            job_signal: signal.clone(),
+            clock,
+        };
+        let ingest = Ingest::new(
+            ports,
+            IngestConfig {
+                upload_ttl: to_time(config.upload_ttl),
+                download_ttl: to_time(config.download_ttl),
+                ..IngestConfig::default()
+            },
+        );
+
+        let state = HttpState {
+            ingest: ingest.clone(),
+            settings: HttpSettings {
+                public_url: config.public_url.clone(),
+                trust_proxy: config.trust_proxy,
+                admin_token: config
+                    .admin_token
+                    .as_ref()
+                    .and_then(|t| AdminToken::new(t.expose_secret().to_owned())),
+                cors_origins: config.cors_origins.clone(),
+                body_idle_timeout: config.body_idle_timeout,
+            },
+            readiness: vec![Arc::new(BlobHealth(blobs)) as Arc<dyn HealthCheck>],
+        };
+        let listener = match overrides.listener {
+            Some(l) => l,
+            None => TcpListener::bind(config.bind)
+                .with_context(|| format!("failed to bind ROUGHY_BIND {}", config.bind))?,
+        };
+        let addr = listener
+            .local_addr()
+            .context("failed to read the bound address")?;
+        let settings = state.settings.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(roughy_http::cors(&settings))
+                .wrap(
+                    actix_web::middleware::Logger::new("%r %s %b %Dms")
+                        .log_target("roughy::access"),
+                )
+                .configure(roughy_http::configure(state.clone()))
+                .default_service(web::to(roughy_http::not_found))
+        })
+        .listen(listener)
+        .context("failed to listen")?
+        .shutdown_timeout(30);
+        if config.http_workers > 0 {
+            server = server.workers(config.http_workers);
+        }
+        let server = server.run();
+
+        let (stop_workers, stop) = watch::channel(false);
+        let workers = vec![
+            tokio::spawn(workers::processing(ingest.clone(), signal, stop.clone())),
+            tokio::spawn(workers::reaper(
+                ingest.clone(),
+                config.reaper_interval,
+                stop,
+            )),
+        ];
+        tracing::info!(%addr, public_url = ?config.public_url, "roughy-server listening");
+        Ok(Self {
+            addr,
+            server,
+            workers,
+            stop_workers,
+            ingest,
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The use cases (tests drive workers and the clock through it).
+    pub fn ingest(&self) -> &Ingest {
+        &self.ingest
+    }
+
+    /// A handle that stops the HTTP server gracefully.
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM/SIGINT (or the server handle stops it): stops accepting, lets
+    /// in-flight requests finish or cuts them cleanly, then stops the workers.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let result = self.server.await.context("HTTP server failed");
+        tracing::info!("HTTP server stopped; stopping workers");
+        let _ = self.stop_workers.send(true);
+        for worker in self.workers {
+            let _ = worker.await;
+        }
+        tracing::info!("shut down");
+        result
+    }
+}
+
+fn to_time(d: std::time::Duration) -> time::Duration {
+    time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
+}
