@@ -1,1 +1,306 @@
-//! support
+//! The black-box test harness: a real server on a loopback port, driven over HTTP.
+//!
+//! `TestApp::spawn()` starts the same `Application` the binary runs (memory repository,
+//! local-disk blobs in a temp dir, the symphonia prober), with an admin token, a clock the
+//! test can move forward, and a short reaper interval.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_debug_implementations
+)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
+use serde_json::{json, Value};
+
+use roughy_app::ManualClock;
+use roughy_server::{Application, Config, Overrides};
+
+pub mod media;
+
+/// The admin token of test servers.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// A running server.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// A keep-alive client.
+    pub client: Client,
+    /// The server's clock.
+    pub clock: Arc<ManualClock>,
+    /// The data dir (blobs live under it).
+    pub data_dir: tempfile::TempDir,
+    handle: actix_web::dev::ServerHandle,
+}
+
+/// An account with a key and credits.
+#[derive(Clone, Debug)]
+pub struct Tenant {
+    /// `acc_…`.
+    pub account_id: String,
+    /// `sk_…`.
+    pub key: String,
+}
+
+impl TestApp {
+    /// Starts a server with the test defaults.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts a server after `tweak` adjusted the configuration.
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let dir = data_dir.path().to_string_lossy().into_owned();
+        let mut config = Config::from_lookup(|k| match k {
+            "ROUGHY_DATA_DIR" => Some(dir.clone()),
+            "ROUGHY_ADMIN_TOKEN" => Some(ADMIN_TOKEN.to_owned()),
+            "ROUGHY_REAPER_INTERVAL_SECS" => Some("1".to_owned()),
+            "ROUGHY_HTTP_WORKERS" => Some("1".to_owned()),
+            _ => None,
+        })
+        .expect("test config");
+        tweak(&mut config);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+        let clock = Arc::new(ManualClock::new());
+        let app = Application::build(
+            config,
+            Overrides {
+                clock: Some(clock.clone()),
+                listener: Some(listener),
+            },
+        )
+        .await
+        .expect("application builds");
+        let base = format!("http://{}", app.addr());
+        let handle = app.server_handle();
+        tokio::spawn(app.run());
+        let client = Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("client");
+        Self {
+            base,
+            client,
+            clock,
+            data_dir,
+            handle,
+        }
+    }
+
+    /// Stops the server gracefully.
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+
+    /// The absolute URL of a path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request with the caller's bearer key.
+    pub fn req(&self, method: Method, path_or_url: &str, key: &str) -> RequestBuilder {
+        let url = if path_or_url.starts_with("http") {
+            path_or_url.to_owned()
+        } else {
+            self.url(path_or_url)
+        };
+        self.client.request(method, url).bearer_auth(key)
+    }
+
+    /// A TUS request (`Tus-Resumable: 1.0.0`) with the caller's key.
+    pub fn tus(&self, method: Method, url: &str, key: &str) -> RequestBuilder {
+        self.req(method, url, key).header("Tus-Resumable", "1.0.0")
+    }
+
+    /// An operator request.
+    pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+    }
+
+    /// A new account with a key and `credits` (0 for none).
+    pub async fn tenant(&self, credits: i64) -> Tenant {
+        let account: Value = self
+            .admin(Method::POST, "/admin/v1/accounts")
+            .json(&json!({"name": "test"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let account_id = account["id"].as_str().unwrap().to_owned();
+        let key: Value = self
+            .admin(
+                Method::POST,
+                &format!("/admin/v1/accounts/{account_id}/api-keys"),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if credits > 0 {
+            self.top_up(&account_id, credits).await;
+        }
+        Tenant {
+            account_id,
+            key: key["key"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Tops an account up.
+    pub async fn top_up(&self, account_id: &str, credits: i64) -> Value {
+        let r = self
+            .admin(
+                Method::POST,
+                &format!("/admin/v1/accounts/{account_id}/top-ups"),
+            )
+            .json(&json!({ "credits": credits }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        r.json().await.unwrap()
+    }
+
+    /// A new project; returns its id.
+    pub async fn project(&self, t: &Tenant) -> String {
+        let r = self
+            .req(Method::POST, "/v1/projects", &t.key)
+            .json(&json!({"name": "p"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// `POST /v1/assets`, raw.
+    pub async fn create_asset_raw(&self, t: &Tenant, body: Value) -> Response {
+        self.req(Method::POST, "/v1/assets", &t.key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A new asset of `size` bytes; returns `(asset json, Location)`.
+    pub async fn asset(&self, t: &Tenant, project: &str, size: usize) -> (Value, String) {
+        let r = self
+            .create_asset_raw(t, json!({"project_id": project, "size_bytes": size}))
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED, "create asset");
+        let location = r.headers()["location"].to_str().unwrap().to_owned();
+        (r.json().await.unwrap(), location)
+    }
+
+    /// One PATCH of `bytes` at `offset`.
+    pub async fn patch(&self, t: &Tenant, url: &str, offset: u64, bytes: Vec<u8>) -> Response {
+        self.tus(Method::PATCH, url, &t.key)
+            .header("Content-Type", "application/offset+octet-stream")
+            .header("Upload-Offset", offset.to_string())
+            .body(bytes)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// HEAD of an upload.
+    pub async fn head(&self, t: &Tenant, url: &str) -> Response {
+        self.tus(Method::HEAD, url, &t.key).send().await.unwrap()
+    }
+
+    /// Uploads `bytes` in chunks of `chunk` bytes; asserts every PATCH is 204.
+    pub async fn upload_all(&self, t: &Tenant, url: &str, bytes: &[u8], chunk: usize) {
+        let mut offset = 0;
+        for part in bytes.chunks(chunk) {
+            let r = self.patch(t, url, offset as u64, part.to_vec()).await;
+            assert_eq!(
+                r.status(),
+                StatusCode::NO_CONTENT,
+                "PATCH at {offset}: {:?}",
+                r.text().await
+            );
+            offset += part.len();
+        }
+    }
+
+    /// `GET /v1/assets/{id}`.
+    pub async fn get_asset(&self, t: &Tenant, id: &str) -> Value {
+        let r = self
+            .req(Method::GET, &format!("/v1/assets/{id}"), &t.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.unwrap()
+    }
+
+    /// Polls the asset until it leaves `processing` (10 s at most).
+    pub async fn settled(&self, t: &Tenant, id: &str) -> Value {
+        for _ in 0..200 {
+            let a = self.get_asset(t, id).await;
+            if a["state"] != "processing" && a["state"] != "pending_upload" {
+                return a;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("asset {id} did not settle");
+    }
+
+    /// Creates, uploads and settles an asset from `bytes`; returns the settled asset.
+    pub async fn ingest(&self, t: &Tenant, project: &str, bytes: &[u8]) -> Value {
+        let (asset, url) = self.asset(t, project, bytes.len()).await;
+        self.upload_all(t, &url, bytes, 1 << 20).await;
+        self.settled(t, asset["id"].as_str().unwrap()).await
+    }
+
+    /// The balance.
+    pub async fn balance(&self, t: &Tenant) -> i64 {
+        let v: Value = self
+            .req(Method::GET, "/v1/credits", &t.key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["balance"].as_i64().unwrap()
+    }
+
+    /// Where the blob store keeps finished objects and staged uploads.
+    pub fn blob_dir(&self) -> PathBuf {
+        self.data_dir.path().join("blobs")
+    }
+
+    /// Runs the reaper now (after moving the clock).
+    pub async fn wait_reaper(&self) {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+}
+
+/// The error code of a JSON error response.
+pub async fn error_code(r: Response) -> (StatusCode, String) {
+    let status = r.status();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    (
+        status,
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or("<none>")
+            .to_owned(),
+    )
+}

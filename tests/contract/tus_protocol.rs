@@ -1,0 +1,1 @@
+//! Contract rules: tus_protocol.

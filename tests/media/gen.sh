@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Regenerates the media corpus used by `crates/media/tests/corpus.rs` and writes
+# `expected.tsv`. Needs ffmpeg/ffprobe (Debian 12: `apt-get install ffmpeg`); CI does not:
+# the generated files are committed, this script documents how they were made.
+#
+# Every good file holds exactly 3.000 s of source signal (a 440 Hz sine; 64x64 `testsrc`
+# at 10 fps for video). The expected duration is measured, not assumed:
+# - audio files: the number of PCM samples ffmpeg decodes (encoder delay, padding, Opus
+#   pre-skip and MP4 edit lists honoured) divided by the sample rate, i.e. the true
+#   playing time; ffprobe's own `duration` is an estimate for some of them (ADTS, MP3
+#   counts the Xing frame and the LAME padding);
+# - video files: the longest stream's span after edit lists (`ffprobe format=duration`).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+ff() { ffmpeg -hide_banner -loglevel error -y "$@"; }
+sine() { echo "sine=f=440:sample_rate=$1:d=3"; }
+video() { echo "testsrc=size=64x64:rate=10:d=3"; }
+
+# Prefer H.264 when this ffmpeg has libx264.
+if ffmpeg -hide_banner -encoders 2>/dev/null | grep -q libx264; then
+  H264=(-c:v libx264 -preset veryfast -crf 40 -pix_fmt yuv420p)
+else
+  H264=(-c:v mpeg4 -q:v 20)
+fi
+
+rm -f ./*.wav ./*.mp3 ./*.flac ./*.ogg ./*.opus ./*.m4a ./*.aac ./*.aif* ./*.mk? ./*.mp4 \
+  ./*.mov ./*.webm ./*.avi ./*.txt ./*.bin ./*.png
+
+# --- good audio ----------------------------------------------------------------------------
+ff -f lavfi -i "$(sine 8000)" -c:a pcm_s16le sine.wav
+ff -f lavfi -i "$(sine 44100)" -c:a libmp3lame -b:a 32k sine_cbr.mp3          # with Info (Xing) + LAME tag
+ff -f lavfi -i "$(sine 22050)" -c:a libmp3lame -q:a 9 -write_xing 0 sine_vbr_noxing.mp3
+ff -f lavfi -i "$(sine 8000)" -c:a flac sine.flac
+ff -f lavfi -i "$(sine 22050)" -c:a libvorbis -q:a 0 sine.ogg
+ff -f lavfi -i "$(sine 48000)" -c:a libopus -b:a 16k sine.opus
+ff -f lavfi -i "$(sine 44100)" -c:a aac -b:a 32k sine.m4a
+ff -f lavfi -i "$(sine 44100)" -c:a aac -b:a 32k sine.aac
+ff -f lavfi -i "$(sine 8000)" -c:a pcm_s16be sine.aiff
+ff -f lavfi -i "$(sine 48000)" -c:a libopus -b:a 16k sine_opus.mka
+
+# --- good video ----------------------------------------------------------------------------
+ff -f lavfi -i "$(video)" -f lavfi -i "$(sine 44100)" "${H264[@]}" -c:a aac -b:a 24k \
+  -shortest -movflags +faststart clip.mp4
+ff -f lavfi -i "$(video)" -f lavfi -i "$(sine 44100)" "${H264[@]}" -c:a aac -b:a 24k \
+  -shortest clip_moov_last.mp4
+ff -f lavfi -i "$(video)" "${H264[@]}" clip_video_only.mp4
+ff -f lavfi -i "$(video)" -f lavfi -i "$(sine 44100)" "${H264[@]}" -c:a aac -b:a 24k \
+  -shortest clip.mov
+ff -f lavfi -i "$(video)" -f lavfi -i "$(sine 48000)" "${H264[@]}" -c:a libvorbis -q:a 0 \
+  -shortest clip.mkv
+ff -f lavfi -i "$(video)" -f lavfi -i "$(sine 48000)" -c:v libvpx -b:v 50k -c:a libopus \
+  -b:a 16k -shortest clip.webm
+
+# --- broken --------------------------------------------------------------------------------
+cut_at() { head -c "$(( $(stat -c%s "$1") * $3 / 100 ))" "$1" >"$2"; }
+cut_at sine.wav truncated_30.wav 30                   # header still claims 3 s
+cut_at sine.flac truncated_30.flac 30                 # STREAMINFO still claims 3 s
+cut_at sine_cbr.mp3 truncated_30.mp3 30               # Xing still claims 3 s
+cut_at clip.mp4 truncated_30_moov_first.mp4 30        # moov intact, samples missing
+cut_at clip_moov_last.mp4 truncated_30_moov_last.mp4 30  # no moov at all
+# Garbled middle: overwrite a third of the frames with noise (same length).
+cp sine_cbr.mp3 garbled_middle.mp3
+size=$(stat -c%s garbled_middle.mp3)
+head -c $(( size / 3 )) /dev/urandom | dd of=garbled_middle.mp3 bs=1 seek=$(( size / 3 )) \
+  conv=notrunc status=none
+# A valid ID3v2.4 tag (empty, 10-byte header) followed by random bytes.
+{ printf 'ID3\x04\x00\x00\x00\x00\x00\x00'; head -c 4000 /dev/urandom; } >id3_then_noise.mp3
+printf 'This is not a video, it is a text file with an .mp4 name.\nLine two keeps it over 64 bytes.\n' >text_renamed.mp4
+: >zero_length.mp4
+
+# --- unsupported (rejected at sniffing) ----------------------------------------------------
+ff -f lavfi -i "$(video)" -c:v mpeg4 -q:v 20 clip.avi
+ff -f lavfi -i "$(sine 8000)" -c:a flac sine_flac_in.ogg    # Ogg FLAC: not a supported Ogg codec
+
+# --- expected.tsv --------------------------------------------------------------------------
+# Decoded audio duration in ms (true playing time, see above).
+audio_ms() {
+  local ch rate bytes
+  ch=$(ffprobe -v error -select_streams a:0 -show_entries stream=channels -of csv=p=0 "$1")
+  rate=$(ffprobe -v error -select_streams a:0 -show_entries stream=sample_rate -of csv=p=0 "$1")
+  bytes=$(ffmpeg -hide_banner -loglevel error -i "$1" -map 0:a:0 -f s16le -acodec pcm_s16le - | wc -c)
+  echo $(( (bytes * 1000 / (2 * ch) + rate / 2) / rate ))
+}
+format_ms() {
+  ffprobe -v error -show_entries format=duration -of csv=p=0 "$1" |
+    awk '{ printf "%d\n", $1 * 1000 + 0.5 }'
+}
+{
+  printf 'file\tformat\tduration_ms\tfailure\n'
+  for f in sine.wav sine_cbr.mp3 sine_vbr_noxing.mp3 sine.flac sine.ogg sine.opus sine.m4a \
+    sine.aac sine.aiff sine_opus.mka; do
+    ext=${f##*.}
+    printf '%s\t%s\t%s\t-\n' "$f" "$ext" "$(audio_ms "$f")"
+  done
+  for f in clip.mp4 clip_moov_last.mp4 clip_video_only.mp4 clip.mov clip.mkv clip.webm; do
+    printf '%s\t%s\t%s\t-\n' "$f" "${f##*.}" "$(format_ms "$f")"
+  done
+  printf 'truncated_30.wav\twav\t-\tmedia_truncated\n'
+  printf 'truncated_30.flac\tflac\t-\tmedia_truncated\n'
+  printf 'truncated_30.mp3\tmp3\t-\tmedia_truncated\n'
+  printf 'truncated_30_moov_first.mp4\tmp4\t-\tmedia_truncated\n'
+  printf 'truncated_30_moov_last.mp4\tmp4\t-\tmedia_unreadable\n'
+  printf 'garbled_middle.mp3\tmp3\t-\tmedia_corrupt\n'
+  printf 'id3_then_noise.mp3\tmp3\t-\tmedia_unreadable\n'
+  # Rejected at sniffing; probed anyway (as their name claims) to check the probe's verdict.
+  printf 'text_renamed.mp4\t-\t-\tmedia_unreadable\n'
+  printf 'zero_length.mp4\t-\t-\tmedia_unreadable\n'
+  printf 'clip.avi\t-\t-\tunsupported\n'
+  printf 'sine_flac_in.ogg\t-\t-\tunsupported\n'
+} >expected.tsv
+du -cb ./* | tail -1
