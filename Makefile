@@ -1,0 +1,43 @@
+# Roughy ingest — every target is a one-liner over cargo and the project's own files.
+CARGO ?= cargo
+ROUGHY_URL ?= http://127.0.0.1:8080
+# `make run` enables the operator API with this token so `make key` can mint a first key.
+ROUGHY_ADMIN_TOKEN ?= dev-admin-token
+export ROUGHY_ADMIN_TOKEN
+
+.PHONY: run test test-deps lint fmt openapi key bench clean
+
+## Run the service on its embedded defaults (./var, 127.0.0.1:8080).
+run:
+	$(CARGO) run --release -p roughy-server --bin roughy-server
+
+## Run the whole test suite (installs the TUS client libraries the interop tests drive).
+test: test-deps
+	$(CARGO) nextest run --workspace --no-fail-fast
+
+## The real TUS clients: tus-js-client (npm) and tuspy (PyPI).
+test-deps:
+	npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
+	python3 -m pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
+
+## Formatting and clippy, warnings denied.
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## Regenerate the committed OpenAPI document from the code.
+openapi:
+	$(CARGO) run -q -p roughy-server --bin roughy-server -- openapi > openapi/openapi.json
+
+## Mint a first API key (with 1000 credits) on a server started by `make run`; prints the key.
+key:
+	@acc=$$(curl -fsS -X POST -H "Authorization: Bearer $(ROUGHY_ADMIN_TOKEN)" $(ROUGHY_URL)/admin/v1/accounts | sed -E 's/.*"id":"([^"]+)".*/\1/') && \
+	curl -fsS -o /dev/null -X POST -H "Authorization: Bearer $(ROUGHY_ADMIN_TOKEN)" -H 'Content-Type: application/json' -d '{"credits":1000}' $(ROUGHY_URL)/admin/v1/accounts/$$acc/top-ups && \
+	curl -fsS -X POST -H "Authorization: Bearer $(ROUGHY_ADMIN_TOKEN)" $(ROUGHY_URL)/admin/v1/accounts/$$acc/api-keys | sed -E 's/.*"key":"([^"]+)".*/\1/'
+
+clean:
+	$(CARGO) clean
+	rm -rf var tests/interop/node_modules
