@@ -35,7 +35,7 @@ fn account_id(raw: &str) -> Result<AccountId, ApiError> {
 }
 
 /// Create an account (balance 0).
-#[utoipa::path(post, path = "/admin/v1/accounts", tag = "admin", request_body = CreateAccountBody,
+#[utoipa::path(post, path = "/admin/v1/accounts", operation_id = "create_account", tag = "admin", request_body = CreateAccountBody,
     security(("admin" = [])), responses((status = 201, body = AccountDto), (status = 401, body = ErrorBody)))]
 pub async fn create_account(
     req: HttpRequest,
@@ -48,7 +48,7 @@ pub async fn create_account(
 }
 
 /// Mint an API key; the secret is shown once.
-#[utoipa::path(post, path = "/admin/v1/accounts/{id}/api-keys", tag = "admin", security(("admin" = [])),
+#[utoipa::path(post, path = "/admin/v1/accounts/{id}/api-keys", operation_id = "mint_api_key", tag = "admin", security(("admin" = [])),
     params(("id" = String, Path, description = "Account id")),
     responses((status = 201, body = ApiKeyDto), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn mint_key(
@@ -66,7 +66,7 @@ pub async fn mint_key(
 }
 
 /// Revoke an API key at once.
-#[utoipa::path(delete, path = "/admin/v1/api-keys/{id}", tag = "admin", security(("admin" = [])),
+#[utoipa::path(delete, path = "/admin/v1/api-keys/{id}", operation_id = "revoke_api_key", tag = "admin", security(("admin" = [])),
     params(("id" = String, Path, description = "API key id")),
     responses((status = 204, description = "Revoked"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn revoke_key(
@@ -81,7 +81,7 @@ pub async fn revoke_key(
 }
 
 /// Credit an account; activates its `pending_payment` assets the balance covers, oldest first.
-#[utoipa::path(post, path = "/admin/v1/accounts/{id}/top-ups", tag = "admin", request_body = TopUpBody,
+#[utoipa::path(post, path = "/admin/v1/accounts/{id}/top-ups", operation_id = "top_up", tag = "admin", request_body = TopUpBody,
     security(("admin" = [])), params(("id" = String, Path, description = "Account id")),
     responses((status = 201, body = LedgerEntryDto), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn top_up(

@@ -34,7 +34,7 @@ fn parse_id(raw: &str) -> Result<AssetId, ApiError> {
 ///
 /// The body is the asset (`pending_upload`); `Location` is the TUS transfer URL: PATCH chunks
 /// there until the file is fully uploaded.
-#[utoipa::path(post, path = "/v1/assets", tag = "assets", request_body = CreateAssetBody,
+#[utoipa::path(post, path = "/v1/assets", operation_id = "create_asset", tag = "assets", request_body = CreateAssetBody,
     security(("bearer" = [])),
     responses(
         (status = 201, body = AssetDto, headers(
@@ -61,7 +61,7 @@ pub async fn create(
 }
 
 /// Get an asset, with a fresh signed `download_url` when ready.
-#[utoipa::path(get, path = "/v1/assets/{id}", tag = "assets", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/assets/{id}", operation_id = "get_asset", tag = "assets", security(("bearer" = [])),
     params(("id" = String, Path, description = "Asset id")),
     responses((status = 200, body = AssetDetailDto), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(
@@ -80,7 +80,7 @@ pub async fn get(
 }
 
 /// List assets, newest first.
-#[utoipa::path(get, path = "/v1/assets", tag = "assets", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/assets", operation_id = "list_assets", tag = "assets", security(("bearer" = [])),
     params(
         ("project_id" = Option<String>, Query, description = "Only this project's assets"),
         ("state" = Option<String>, Query, description = "pending_upload, processing, pending_payment, ready or failed"),
@@ -117,7 +117,7 @@ pub async fn list(
 }
 
 /// Delete an asset: rows at once, stored bytes purged, pending upload cancelled.
-#[utoipa::path(delete, path = "/v1/assets/{id}", tag = "assets", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/assets/{id}", operation_id = "delete_asset", tag = "assets", security(("bearer" = [])),
     params(("id" = String, Path, description = "Asset id")),
     responses((status = 204, description = "Deleted."), (status = 404, body = ErrorBody)))]
 pub async fn delete(

@@ -14,7 +14,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// The credit balance.
-#[utoipa::path(get, path = "/v1/credits", tag = "credits", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/credits", operation_id = "get_balance", tag = "credits", security(("bearer" = [])),
     responses((status = 200, body = BalanceDto), (status = 401, body = ErrorBody)))]
 pub async fn balance(
     state: web::Data<HttpState>,
@@ -25,7 +25,7 @@ pub async fn balance(
 }
 
 /// The credit ledger, newest first.
-#[utoipa::path(get, path = "/v1/credits/ledger", tag = "credits", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/credits/ledger", operation_id = "list_ledger", tag = "credits", security(("bearer" = [])),
     params(("limit" = Option<u32>, Query, description = "1 to 100, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
     responses((status = 200, body = LedgerList), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn ledger(

@@ -29,7 +29,7 @@ pub struct SignedQuery {
 }
 
 /// Download an asset's bytes through a signed link.
-#[utoipa::path(get, path = "/v1/downloads/{asset_id}", tag = "downloads",
+#[utoipa::path(get, path = "/v1/downloads/{asset_id}", operation_id = "download_asset", tag = "downloads",
     params(("asset_id" = String, Path), ("ext" = String, Query), ("expires" = i64, Query), ("sig" = String, Query),
         ("Range" = Option<String>, Header, description = "bytes=start-end")),
     responses((status = 200, description = "The bytes", content_type = "application/octet-stream"),

@@ -14,13 +14,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// 200 while the process runs.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process runs.")))]
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "operations", responses((status = 200, description = "The process runs.")))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
 /// 200 only when the database and blob storage answer, else 503.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "operations", responses(
     (status = 200, description = "Dependencies answer."),
     (status = 503, description = "A dependency does not answer.")))]
 pub async fn readyz(req: HttpRequest) -> Result<HttpResponse, ApiError> {

@@ -28,7 +28,7 @@ fn parse_id(raw: &str) -> Result<ProjectId, ApiError> {
 }
 
 /// Create a project.
-#[utoipa::path(post, path = "/v1/projects", tag = "projects", request_body = CreateProjectBody,
+#[utoipa::path(post, path = "/v1/projects", operation_id = "create_project", tag = "projects", request_body = CreateProjectBody,
     security(("bearer" = [])),
     responses((status = 201, body = ProjectDto), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
@@ -42,7 +42,7 @@ pub async fn create(
 }
 
 /// List projects, newest first.
-#[utoipa::path(get, path = "/v1/projects", tag = "projects", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/projects", operation_id = "list_projects", tag = "projects", security(("bearer" = [])),
     params(("limit" = Option<u32>, Query, description = "1 to 100, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
     responses((status = 200, body = ProjectList), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list(
@@ -58,7 +58,7 @@ pub async fn list(
 }
 
 /// Get a project.
-#[utoipa::path(get, path = "/v1/projects/{id}", tag = "projects", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/projects/{id}", operation_id = "get_project", tag = "projects", security(("bearer" = [])),
     params(("id" = String, Path, description = "Project id")),
     responses((status = 200, body = ProjectDto), (status = 404, body = ErrorBody)))]
 pub async fn get(
@@ -71,7 +71,7 @@ pub async fn get(
 }
 
 /// Delete a project and its assets.
-#[utoipa::path(delete, path = "/v1/projects/{id}", tag = "projects", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/projects/{id}", operation_id = "delete_project", tag = "projects", security(("bearer" = [])),
     params(("id" = String, Path, description = "Project id")),
     responses((status = 204, description = "Deleted, with its assets."), (status = 404, body = ErrorBody)))]
 pub async fn delete(

@@ -41,7 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Capability discovery: no auth, no body.
-#[utoipa::path(options, path = "/v1/uploads", tag = "uploads",
+#[utoipa::path(options, path = "/v1/uploads", operation_id = "upload_options", tag = "uploads",
     responses((status = 204, description = "TUS capabilities", headers(
         ("Tus-Resumable" = String), ("Tus-Version" = String), ("Tus-Extension" = String), ("Tus-Max-Size" = u64)))))]
 pub async fn options() -> HttpResponse {
@@ -77,7 +77,7 @@ fn with_expiry(mut response: actix_web::HttpResponseBuilder, view: &UploadView) 
 }
 
 /// The canonical offset for resuming.
-#[utoipa::path(head, path = "/v1/uploads/{id}", tag = "uploads", security(("bearer" = [])),
+#[utoipa::path(head, path = "/v1/uploads/{id}", operation_id = "get_upload_offset", tag = "uploads", security(("bearer" = [])),
     params(("id" = String, Path, description = "Upload id"), ("Tus-Resumable" = String, Header, description = "1.0.0")),
     responses(
         (status = 200, description = "Upload state", headers(("Upload-Offset" = u64), ("Upload-Length" = u64), ("Upload-Expires" = String), ("Cache-Control" = String))),
@@ -98,7 +98,7 @@ pub async fn head(req: HttpRequest, id: web::Path<String>) -> Result<HttpRespons
 }
 
 /// Upload one chunk at `Upload-Offset`.
-#[utoipa::path(patch, path = "/v1/uploads/{id}", tag = "uploads", security(("bearer" = [])),
+#[utoipa::path(patch, path = "/v1/uploads/{id}", operation_id = "upload_chunk", tag = "uploads", security(("bearer" = [])),
     params(("id" = String, Path, description = "Upload id"), ("Tus-Resumable" = String, Header, description = "1.0.0"),
         ("Upload-Offset" = u64, Header, description = "Must equal the stored offset")),
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
@@ -167,7 +167,7 @@ fn idle_limited(payload: web::Payload, idle: std::time::Duration) -> ByteStream<
 }
 
 /// Cancel a pending upload and delete its asset and bytes. Idempotent.
-#[utoipa::path(delete, path = "/v1/uploads/{id}", tag = "uploads", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/uploads/{id}", operation_id = "terminate_upload", tag = "uploads", security(("bearer" = [])),
     params(("id" = String, Path, description = "Upload id"), ("Tus-Resumable" = String, Header, description = "1.0.0")),
     responses((status = 204, description = "Cancelled (or already gone)"), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "upload_complete: delete the asset instead"), (status = 412, body = ErrorBody)))]
