@@ -1,0 +1,385 @@
+//! Measuring the stored object with symphonia (blocking; run it off the async workers).
+//!
+//! The duration is the container's exact statement when it has one, checked against a scan
+//! of every packet; the scan alone where the container only estimates (ADTS, MP3 without a
+//! Xing/Info header) or says nothing (fragmented MP4, live WebM).
+
+use std::collections::HashMap;
+use std::io::{self, Seek, SeekFrom};
+use std::sync::Arc;
+
+use roughy_app::ports::{BlobReader, MediaInfo, ProbeError};
+use roughy_domain::{AssetFailure, DurationMs, MediaFormat};
+use symphonia::core::codecs::{
+    CodecParameters, CodecType, Decoder, DecoderOptions, CODEC_TYPE_AAC, CODEC_TYPE_FLAC,
+    CODEC_TYPE_MP1, CODEC_TYPE_MP2, CODEC_TYPE_MP3, CODEC_TYPE_NULL, CODEC_TYPE_OPUS,
+    CODEC_TYPE_VORBIS,
+};
+use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::{FormatOptions, FormatReader, Track};
+use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
+use symphonia::core::meta::MetadataOptions;
+use symphonia::core::probe::Hint;
+use symphonia::core::units::TimeBase;
+use tracing::debug;
+
+use crate::codes;
+use crate::source::{BlobSource, IoFailure};
+use crate::{iso, mp3};
+
+/// How a probe runs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Options {
+    /// Decode audio packets too (catches corrupt audio that still demuxes).
+    pub(crate) decode_audio: bool,
+}
+
+/// The smallest gap between the stated duration and the packets that counts as a mismatch.
+const MIN_GAP_SECS: f64 = 0.5;
+/// The relative gap that counts as a mismatch on long files.
+const MAX_GAP_RATIO: f64 = 0.02;
+
+/// Measures `reader`, sniffed as `sniffed`.
+pub(crate) fn probe(
+    mut reader: Box<dyn BlobReader>,
+    sniffed: MediaFormat,
+    options: Options,
+) -> Result<MediaInfo, ProbeError> {
+    if reader.byte_len() == Some(0) {
+        return Err(failure(codes::UNREADABLE, "the file is empty"));
+    }
+    let file_len = reader.byte_len();
+    let statement = statement(&mut *reader, sniffed)?;
+    reader.seek(SeekFrom::Start(0)).map_err(transient)?;
+
+    let io_failure = IoFailure::default();
+    let source = BlobSource::new(reader, Arc::clone(&io_failure));
+    // The stream's read-ahead buffer (64 KiB by default) bounds what is held in memory; the
+    // demuxers seek for the rest.
+    let stream = MediaSourceStream::new(Box::new(source), MediaSourceStreamOptions::default());
+    let mut hint = Hint::new();
+    hint.with_extension(sniffed.extension());
+    let format_options = FormatOptions {
+        // Trims encoder delay and padding where the file states them (LAME tag, Opus
+        // pre-skip): the true playing time.
+        enable_gapless: true,
+        ..FormatOptions::default()
+    };
+    let probed = symphonia::default::get_probe()
+        .format(&hint, stream, &format_options, &MetadataOptions::default())
+        .map_err(|e| match e {
+            // The structure the file starts to describe is cut off: a FLAC cut inside its
+            // metadata, an MP4 whose `mdat` or `moov` runs past the end, … (MP3 and ADTS are
+            // bare frame streams: running out while looking for a frame means no frame.)
+            SymphoniaError::IoError(ref io)
+                if io.kind() == io::ErrorKind::UnexpectedEof
+                    && !matches!(sniffed, MediaFormat::Mp3 | MediaFormat::Aac) =>
+            {
+                from_symphonia(&e, &io_failure, codes::TRUNCATED)
+            }
+            _ => from_symphonia(&e, &io_failure, codes::UNREADABLE),
+        })?;
+    let mut format = probed.format;
+
+    check_codec(format.as_ref(), sniffed)?;
+    let has_video = format.tracks().iter().any(is_video);
+    let mut clocks: HashMap<u32, TrackClock> = format
+        .tracks()
+        .iter()
+        .filter_map(|track| TrackClock::new(track, options.decode_audio).map(|c| (track.id, c)))
+        .collect();
+    if clocks.is_empty() {
+        return Err(failure(codes::UNREADABLE, "no track with a timeline"));
+    }
+
+    let scan = scan(format.as_mut(), &mut clocks, &io_failure)?;
+    let stated = match statement {
+        Statement::Tracks { .. } => clocks
+            .values()
+            .filter_map(|c| c.stated_secs)
+            .reduce(f64::max),
+        Statement::Movie(secs) => Some(secs),
+        Statement::Estimate => None,
+    };
+    let measured = clocks.values().map(TrackClock::end_secs).reduce(f64::max);
+    debug!(
+        ?sniffed,
+        ?stated,
+        ?measured,
+        packets = scan.packets,
+        "probed"
+    );
+
+    if scan.packets == 0 {
+        return Err(failure(codes::NO_DURATION, "the file holds no packets"));
+    }
+    // The demuxer gave up on a packet that is not at the end of the data, or a decoder
+    // refused one: corrupt. (A cut file ends cleanly, on the last whole packet.) Checked
+    // before truncation because a garbled stretch that the demuxer skips also leaves the
+    // packets short of the stated duration.
+    if let Some(message) = scan.demux_error.or(scan.decode_error) {
+        return Err(failure(codes::CORRUPT, &message));
+    }
+    let measured = measured.unwrap_or_default();
+    if let Some(stated) = stated {
+        if measured < stated - tolerance(stated) {
+            if let Statement::Tracks {
+                complete_at: Some(complete_at),
+            } = statement
+            {
+                // All the bytes are there: the demuxer skipped damaged frames.
+                if file_len.is_some_and(|len| len >= complete_at) {
+                    return Err(failure(
+                        codes::CORRUPT,
+                        &format!(
+                            "frames are damaged: they end at {measured:.3} s of the stated \
+                             {stated:.3} s, yet the file is complete"
+                        ),
+                    ));
+                }
+            }
+            return Err(failure(
+                codes::TRUNCATED,
+                &format!("the packets end at {measured:.3} s, the file states {stated:.3} s"),
+            ));
+        }
+    }
+    let secs = match stated {
+        Some(stated) if measured > stated + tolerance(stated) => {
+            // Timestamps beyond what the file states: broken timing, and billing must not
+            // follow it.
+            return Err(failure(
+                codes::CORRUPT,
+                &format!("the packets run to {measured:.3} s, the file states {stated:.3} s"),
+            ));
+        }
+        Some(stated) => stated,
+        None => measured,
+    };
+    let duration = DurationMs::from_secs_f64(secs);
+    if duration.millis() == 0 {
+        return Err(failure(codes::NO_DURATION, "the duration is zero"));
+    }
+    let format = if sniffed == MediaFormat::Mkv && !has_video {
+        MediaFormat::Mka
+    } else {
+        sniffed
+    };
+    Ok(MediaInfo { duration, format })
+}
+
+/// How far the packets may end from the stated duration: max(0.5 s, 2 %).
+fn tolerance(stated_secs: f64) -> f64 {
+    MIN_GAP_SECS.max(MAX_GAP_RATIO * stated_secs)
+}
+
+/// Where the duration the file states comes from.
+#[derive(Clone, Copy, Debug)]
+enum Statement {
+    /// Each track's frame count as symphonia read it (exact for this format).
+    Tracks {
+        /// The file size at which all the stated data is there, when the format says.
+        complete_at: Option<u64>,
+    },
+    /// The ISO movie header: the presentation duration after edit lists.
+    Movie(f64),
+    /// Only an estimate exists (ADTS, MP3 without a Xing/Info/VBRI header): the scan decides.
+    Estimate,
+}
+
+/// What `reader` states about its duration, by format.
+fn statement(reader: &mut dyn BlobReader, sniffed: MediaFormat) -> Result<Statement, ProbeError> {
+    Ok(match sniffed {
+        // symphonia cannot say whether an MP3 frame count is exact or a size-based estimate.
+        MediaFormat::Mp3 => match mp3::length_header(reader).map_err(transient)? {
+            Some(header) => Statement::Tracks {
+                complete_at: header.complete_at,
+            },
+            None => Statement::Estimate,
+        },
+        // ADTS has no length field at all: symphonia estimates from the bitrate.
+        MediaFormat::Aac => Statement::Estimate,
+        MediaFormat::M4a | MediaFormat::Mp4 | MediaFormat::Mov => {
+            match iso::movie_duration(reader).map_err(transient)? {
+                Some(secs) => Statement::Movie(secs),
+                None => Statement::Tracks { complete_at: None },
+            }
+        }
+        _ => Statement::Tracks { complete_at: None },
+    })
+}
+
+/// What the packet scan found, beyond the per-track ends.
+#[derive(Debug, Default)]
+struct Scan {
+    /// Packets read, over all tracks.
+    packets: u64,
+    /// The demuxer failed before the end (the first message).
+    demux_error: Option<String>,
+    /// A decoder refused a packet (the first message).
+    decode_error: Option<String>,
+}
+
+/// Reads every packet to the end of the file, advancing each track's clock.
+fn scan(
+    format: &mut dyn FormatReader,
+    clocks: &mut HashMap<u32, TrackClock>,
+    io_failure: &IoFailure,
+) -> Result<Scan, ProbeError> {
+    let mut scan = Scan::default();
+    loop {
+        let packet = match format.next_packet() {
+            Ok(packet) => packet,
+            Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                // The normal end of the packets, unless storage failed underneath.
+                if let Some(message) = io_failure.get() {
+                    return Err(ProbeError::Transient(message.clone()));
+                }
+                break;
+            }
+            // A chained stream starts over: the first link is what we measure.
+            Err(SymphoniaError::ResetRequired) => break,
+            Err(e) => {
+                if let Some(message) = io_failure.get() {
+                    return Err(ProbeError::Transient(message.clone()));
+                }
+                // Judged after the scan: a cut file also ends in a demux error, and it is
+                // truncated rather than corrupt.
+                scan.demux_error = Some(format!("packet {}: {e}", scan.packets));
+                break;
+            }
+        };
+        scan.packets += 1;
+        let Some(clock) = clocks.get_mut(&packet.track_id()) else {
+            continue;
+        };
+        clock.end_ts = clock.end_ts.max(packet.ts().saturating_add(packet.dur()));
+        if let Some(decoder) = clock.decoder.as_mut() {
+            match decoder.decode(&packet) {
+                Ok(_) => {}
+                // A codec feature symphonia lacks (or a stream reset): stop decoding this
+                // track, the demuxer's scan still stands.
+                Err(SymphoniaError::Unsupported(_) | SymphoniaError::ResetRequired) => {
+                    clock.decoder = None;
+                }
+                Err(e) => {
+                    if scan.decode_error.is_none() {
+                        scan.decode_error = Some(format!(
+                            "audio decoding failed at {:.3} s: {e}",
+                            clock.secs(packet.ts())
+                        ));
+                    }
+                    clock.decoder = None;
+                }
+            }
+        }
+    }
+    Ok(scan)
+}
+
+/// One track's timeline: how to turn its timestamps into seconds, what the container states,
+/// how far the packets reached.
+struct TrackClock {
+    /// Timestamp units: the track's time base, else its sample rate.
+    time_base: TimeBase,
+    /// The duration the container states for the track.
+    stated_secs: Option<f64>,
+    /// The end of the latest packet, in `time_base` units.
+    end_ts: u64,
+    /// Decodes the track's packets, when asked for and symphonia can.
+    decoder: Option<Box<dyn Decoder>>,
+}
+
+impl TrackClock {
+    /// The clock of `track`, or `None` when its timestamps have no unit.
+    fn new(track: &Track, decode_audio: bool) -> Option<Self> {
+        let params = &track.codec_params;
+        let time_base = params
+            .time_base
+            .or_else(|| params.sample_rate.map(|rate| TimeBase::new(1, rate)))
+            .filter(|tb| tb.numer > 0 && tb.denom > 0)?;
+        let decoder = (decode_audio && is_audio(params))
+            .then(|| make_decoder(params))
+            .flatten();
+        let mut clock = Self {
+            time_base,
+            stated_secs: None,
+            end_ts: 0,
+            decoder,
+        };
+        clock.stated_secs = params.n_frames.filter(|n| *n > 0).map(|n| clock.secs(n));
+        Some(clock)
+    }
+
+    /// `ts` in seconds.
+    fn secs(&self, ts: u64) -> f64 {
+        let time = self.time_base.calc_time(ts);
+        time.seconds as f64 + time.frac
+    }
+
+    /// Where the packets reached, in seconds.
+    fn end_secs(&self) -> f64 {
+        self.secs(self.end_ts)
+    }
+}
+
+/// A decoder for an audio track, when symphonia has one (it has none for Opus).
+fn make_decoder(params: &CodecParameters) -> Option<Box<dyn Decoder>> {
+    symphonia::default::get_codecs()
+        .make(params, &DecoderOptions::default())
+        .map_err(|e| debug!(codec = ?params.codec, "no decoder: {e}"))
+        .ok()
+}
+
+/// Whether a track carries audio (it has a known codec and a sample rate).
+fn is_audio(params: &CodecParameters) -> bool {
+    params.codec != CODEC_TYPE_NULL && params.sample_rate.is_some()
+}
+
+/// Whether a track is video as far as symphonia can tell: it knows only audio codecs and
+/// sample rates, so a video track is one with neither.
+fn is_video(track: &Track) -> bool {
+    track.codec_params.codec == CODEC_TYPE_NULL && track.codec_params.sample_rate.is_none()
+}
+
+/// Fails with `format_mismatch` when the first track's codec contradicts the sniffed format
+/// (only checked where the format implies one codec).
+fn check_codec(format: &dyn FormatReader, sniffed: MediaFormat) -> Result<(), ProbeError> {
+    let expected: &[CodecType] = match sniffed {
+        MediaFormat::Mp3 => &[CODEC_TYPE_MP3, CODEC_TYPE_MP2, CODEC_TYPE_MP1],
+        MediaFormat::Flac => &[CODEC_TYPE_FLAC],
+        MediaFormat::Ogg => &[CODEC_TYPE_VORBIS],
+        MediaFormat::Opus => &[CODEC_TYPE_OPUS],
+        MediaFormat::Aac => &[CODEC_TYPE_AAC],
+        _ => return Ok(()),
+    };
+    let found = format.default_track().map(|t| t.codec_params.codec);
+    match found {
+        Some(codec) if expected.contains(&codec) => Ok(()),
+        _ => Err(failure(
+            codes::FORMAT_MISMATCH,
+            &format!("the bytes are not {}", sniffed.extension().to_uppercase()),
+        )),
+    }
+}
+
+/// A final failure.
+fn failure(code: &str, message: &str) -> ProbeError {
+    ProbeError::Media(AssetFailure {
+        code: code.to_owned(),
+        message: message.to_owned(),
+    })
+}
+
+/// A storage error: worth trying again.
+fn transient(err: io::Error) -> ProbeError {
+    ProbeError::Transient(err.to_string())
+}
+
+/// A symphonia error: transient when storage failed underneath, else `code`.
+fn from_symphonia(err: &SymphoniaError, io_failure: &IoFailure, code: &str) -> ProbeError {
+    match io_failure.get() {
+        Some(message) => ProbeError::Transient(message.clone()),
+        None => failure(code, &err.to_string()),
+    }
+}
