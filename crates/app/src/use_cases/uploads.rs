@@ -105,7 +105,14 @@ impl Ingest {
         let mut body: ByteStream<'_> = Box::pin(body.take_until(stop));
 
         if upload.expects_first_chunk() {
-            let head = read_head(&mut body).await?;
+            let head = match read_head(&mut body).await {
+                Err(IngestError::Patch(PatchRefusal::FirstChunkTooSmall))
+                    if stopped.clone().now_or_never().is_some() =>
+                {
+                    return Err(IngestError::UploadInterrupted { offset: 0 });
+                }
+                other => other?,
+            };
             let Some(format) = self.ports.media.sniff(&head) else {
                 let at = self.ports.clock.now();
                 if let Some(purge) = self
@@ -139,7 +146,10 @@ impl Ingest {
         let now = self.ports.clock.now();
         let offset = outcome.offset.min(upload.length.get());
         let expires_at = expiry_after(now, self.config.upload_ttl);
-        if offset > upload.offset {
+        // The last byte is recorded only by finalisation (below, atomically with the state
+        // change): an offset equal to the length must always mean "finalised", or a client
+        // that sees it in HEAD would stop while the asset never leaves pending_upload.
+        if offset > upload.offset && offset < upload.length.get() {
             self.ports
                 .uploads
                 .record_progress(id, offset, expires_at)

@@ -578,9 +578,6 @@ async fn first_chunk_dropped_before_its_head_arrived_stores_nothing() {
 }
 
 #[tokio::test]
-#[ignore = "bug: a first chunk stopped for a newer request before 64 bytes arrived is refused as \
-            first_chunk_too_small (400) instead of upload_interrupted: read_head cannot tell \
-            the take_until stop from the end of the body"]
 async fn first_chunk_stopped_for_a_newer_request_before_its_head_arrived_is_interrupted() {
     let mut case = Case::at(0);
     case.expect_live(2);
@@ -876,11 +873,6 @@ async fn failed_completion_of_the_object_neither_finalises_nor_signals() {
 }
 
 #[tokio::test]
-#[ignore = "bug: the last chunk's offset (= length) is recorded with record_progress before \
-            blobs.complete_upload/finalize_upload; if either fails (or the process dies) the upload \
-            stays active with HEAD offset = length, so a TUS client sees completion and never \
-            re-sends, and the asset is never finalised (reaped at expiry). finalize_upload \
-            already sets offset = length atomically: record_progress only below the length"]
 async fn a_failed_completion_leaves_the_last_chunk_resendable() {
     let mut case = Case::at(900);
     case.expect_locked_lookups();
