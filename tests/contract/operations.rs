@@ -1,1 +1,93 @@
-//! Contract rules: operations.
+//! Contract rules: operations (CONTRACT §10, the parts observable over HTTP).
+
+use std::path::PathBuf;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use roughy_tests::TestApp;
+
+async fn served_openapi(app: &TestApp) -> Value {
+    let r = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let ct = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    assert!(ct.starts_with("application/json"), "Content-Type {ct:?}");
+    r.json().await.expect("/openapi.json is JSON")
+}
+
+#[tokio::test]
+async fn healthz_is_200() {
+    let app = TestApp::spawn().await;
+    let r = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn readyz_is_200_when_storage_answers() {
+    let app = TestApp::spawn().await;
+    let r = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn openapi_json_is_an_openapi_3_1_document_of_the_api() {
+    let app = TestApp::spawn().await;
+    let doc = served_openapi(&app).await;
+    let version = doc["openapi"].as_str().expect("an `openapi` field");
+    assert!(version.starts_with("3.1"), "openapi version {version}");
+    assert!(doc["info"]["title"].is_string(), "no info.title");
+    let paths = doc["paths"].as_object().expect("a `paths` object");
+    for path in [
+        "/v1/assets",
+        "/v1/assets/{id}",
+        "/v1/uploads/{id}",
+        "/v1/projects",
+        "/v1/credits",
+        "/v1/credits/ledger",
+    ] {
+        assert!(
+            paths.contains_key(path),
+            "{path} missing from the OpenAPI paths: {:?}",
+            paths.keys().collect::<Vec<_>>()
+        );
+    }
+    assert!(paths["/v1/assets"].get("post").is_some(), "POST /v1/assets");
+    assert!(
+        paths["/v1/uploads/{id}"].get("patch").is_some(),
+        "PATCH /v1/uploads/{{id}}"
+    );
+}
+
+#[tokio::test]
+async fn committed_openapi_document_matches_the_served_one() {
+    let committed_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../openapi/openapi.json");
+    let committed = std::fs::read_to_string(&committed_path).unwrap_or_else(|e| {
+        panic!(
+            "the committed OpenAPI document {} is missing ({e}): run `make openapi`",
+            committed_path.display()
+        )
+    });
+    let committed: Value = serde_json::from_str(&committed).unwrap_or_else(|e| {
+        panic!(
+            "{} is not valid JSON ({e}): run `make openapi`",
+            committed_path.display()
+        )
+    });
+    let app = TestApp::spawn().await;
+    let served = served_openapi(&app).await;
+    assert!(
+        committed == served,
+        "{} differs from what GET /openapi.json serves: run `make openapi` and commit the result",
+        committed_path.display()
+    );
+}

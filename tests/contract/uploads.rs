@@ -1,1 +1,694 @@
-//! Contract rules: uploads.
+//! Contract rules: uploads, PATCH/HEAD/DELETE semantics (§5).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::StreamExt;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use roughy_tests::media::wav;
+use roughy_tests::{error_code, header_str, parse_imf_fixdate, upload_id, Tenant, TestApp};
+
+const OCTETS: &str = "application/offset+octet-stream";
+
+/// A tenant, a project, the bytes of a 1 s WAV and its fresh upload: `(tenant, asset id, url, bytes)`.
+async fn fresh_upload(app: &TestApp, millis: u64) -> (Tenant, String, String, Vec<u8>) {
+    let t = app.tenant(100).await;
+    let project = app.project(&t).await;
+    let bytes = wav(millis, 8_000);
+    let (asset, url) = app.asset(&t, &project, bytes.len()).await;
+    (t, asset["id"].as_str().unwrap().to_owned(), url, bytes)
+}
+
+/// Stored bytes of an asset or upload, anywhere in the blob store.
+fn stored(app: &TestApp, asset_id: &str, url: &str) -> Vec<PathBuf> {
+    [
+        app.blob_files_named(asset_id),
+        app.blob_files_named(&upload_id(url)),
+    ]
+    .concat()
+}
+
+async fn download(app: &TestApp, t: &Tenant, asset_id: &str) -> Vec<u8> {
+    let settled = app.settled(t, asset_id).await;
+    assert_eq!(settled["state"], "ready", "{settled}");
+    let link = settled["download_url"].as_str().unwrap();
+    let r = app.client.get(link).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.bytes().await.unwrap().to_vec()
+}
+
+#[tokio::test]
+async fn head_is_200_with_offset_length_no_store_and_expiry_and_no_body() {
+    let app = TestApp::spawn().await;
+    let (t, _, url, bytes) = fresh_upload(&app, 1_000).await;
+    let r = app.head(&t, &url).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header_str(&r, "upload-offset"), "0");
+    assert_eq!(header_str(&r, "upload-length"), bytes.len().to_string());
+    assert_eq!(header_str(&r, "cache-control"), "no-store");
+    assert_eq!(header_str(&r, "tus-resumable"), "1.0.0");
+    parse_imf_fixdate(&header_str(&r, "upload-expires"));
+    assert!(r.bytes().await.unwrap().is_empty());
+
+    app.upload_all(&t, &url, &bytes[..500], 500).await;
+    let r = app.head(&t, &url).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header_str(&r, "upload-offset"), "500");
+    assert_eq!(header_str(&r, "upload-length"), bytes.len().to_string());
+    assert_eq!(header_str(&r, "cache-control"), "no-store");
+    parse_imf_fixdate(&header_str(&r, "upload-expires"));
+}
+
+#[tokio::test]
+async fn head_after_finalisation_reports_offset_equal_to_length() {
+    let app = TestApp::spawn().await;
+    let (t, id, url, bytes) = fresh_upload(&app, 1_000).await;
+    app.upload_all(&t, &url, &bytes, bytes.len()).await;
+    let len = bytes.len().to_string();
+    let r = app.head(&t, &url).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header_str(&r, "upload-offset"), len);
+    assert_eq!(header_str(&r, "upload-length"), len);
+    assert_eq!(header_str(&r, "cache-control"), "no-store");
+    assert!(
+        !r.headers().contains_key("upload-expires"),
+        "Upload-Expires only while pending: {:?}",
+        r.headers()
+    );
+    // Still so once processed.
+    app.settled(&t, &id).await;
+    let r = app.head(&t, &url).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header_str(&r, "upload-offset"), len);
+}
+
+#[tokio::test]
+async fn patch_is_204_with_new_offset_and_a_refreshed_upload_expires() {
+    let app = TestApp::spawn().await;
+    let (t, _, url, bytes) = fresh_upload(&app, 1_000).await;
+    let r = app.patch(&t, &url, 0, bytes[..1_000].to_vec()).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(header_str(&r, "upload-offset"), "1000");
+    assert_eq!(header_str(&r, "tus-resumable"), "1.0.0");
+    let first = parse_imf_fixdate(&header_str(&r, "upload-expires"));
+    let ahead = first - time::OffsetDateTime::now_utc();
+    assert!(
+        ahead > time::Duration::hours(47)
+            && ahead <= time::Duration::hours(48) + time::Duration::minutes(1),
+        "expiry {first} is now + 48 h, got {ahead}"
+    );
+
+    app.clock.advance(time::Duration::hours(3));
+    let r = app
+        .patch(&t, &url, 1_000, bytes[1_000..2_000].to_vec())
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(header_str(&r, "upload-offset"), "2000");
+    let second = parse_imf_fixdate(&header_str(&r, "upload-expires"));
+    let moved = second - first;
+    assert!(
+        moved >= time::Duration::hours(3) - time::Duration::seconds(2)
+            && moved <= time::Duration::hours(3) + time::Duration::seconds(60),
+        "the expiry moved by {moved}, expected about 3 h"
+    );
+    let head = app.head(&t, &url).await;
+    assert_eq!(
+        parse_imf_fixdate(&header_str(&head, "upload-expires")),
+        second
+    );
+}
+
+#[tokio::test]
+async fn patch_with_a_wrong_content_type_is_415_unsupported_content_type() {
+    let app = TestApp::spawn().await;
+    let (t, _, url, bytes) = fresh_upload(&app, 1_000).await;
+    for ct in [
+        Some("application/octet-stream"),
+        Some("application/json"),
+        Some("text/plain"),
+        None,
+    ] {
+        let mut req = app
+            .tus(Method::PATCH, &url, &t.key)
+            .header("Upload-Offset", "0")
+            .body(bytes[..200].to_vec());
+        if let Some(ct) = ct {
+            req = req.header("Content-Type", ct);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(header_str(&r, "tus-resumable"), "1.0.0");
+        assert_eq!(
+            error_code(r).await,
+            (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_content_type".into()
+            ),
+            "Content-Type {ct:?}"
+        );
+    }
+    assert_eq!(app.offset(&t, &url).await, 0);
+}
+
+#[tokio::test]
+async fn patch_with_a_missing_negative_or_non_integer_offset_is_400_invalid_upload_offset() {
+    let app = TestApp::spawn().await;
+    let (t, _, url, bytes) = fresh_upload(&app, 1_000).await;
+    for offset in [
+        None,
+        Some("-1"),
+        Some("abc"),
+        Some("1.5"),
+        Some(""),
+        Some("0x10"),
+    ] {
+        let mut req = app
+            .tus(Method::PATCH, &url, &t.key)
+            .header("Content-Type", OCTETS)
+            .body(bytes[..200].to_vec());
+        if let Some(o) = offset {
+            req = req.header("Upload-Offset", o);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(
+            error_code(r).await,
+            (StatusCode::BAD_REQUEST, "invalid_upload_offset".into()),
+            "Upload-Offset {offset:?}"
+        );
+    }
+    assert_eq!(app.offset(&t, &url).await, 0);
+}
+
+#[tokio::test]
+async fn patch_with_wrong_offset_is_409_offset_mismatch_and_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let (t, id, url, bytes) = fresh_upload(&app, 1_000).await;
+    // Ahead of a fresh upload.
+    assert_eq!(
+        error_code(app.patch(&t, &url, 100, bytes[100..300].to_vec()).await).await,
+        (StatusCode::CONFLICT, "offset_mismatch".into())
+    );
+    assert_eq!(app.offset(&t, &url).await, 0);
+    app.upload_all(&t, &url, &bytes[..1_000], 1_000).await;
+    // Behind and ahead of the stored offset.
+    for wrong in [0_u64, 999, 1_001, 5_000] {
+        let at = wrong as usize;
+        assert_eq!(
+            error_code(
+                app.patch(&t, &url, wrong, bytes[at..at + 100].to_vec())
+                    .await
+            )
+            .await,
+            (StatusCode::CONFLICT, "offset_mismatch".into()),
+            "offset {wrong}"
+        );
+        assert_eq!(app.offset(&t, &url).await, 1_000);
+    }
+    // The right offset still works and the result is byte-identical.
+    app.upload_from(&t, &url, &bytes, 1_000, 4_000).await;
+    assert_eq!(download(&app, &t, &id).await, bytes);
+}
+
+#[tokio::test]
+async fn patch_past_upload_length_is_413_upload_length_exceeded_and_keeps_nothing() {
+    let app = TestApp::spawn().await;
+    let (t, id, url, bytes) = fresh_upload(&app, 1_000).await;
+    // A first chunk longer than the whole upload.
+    let mut too_long = bytes.clone();
+    too_long.extend_from_slice(&[0_u8; 10]);
+    assert_eq!(
+        error_code(app.patch(&t, &url, 0, too_long.clone()).await).await,
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "upload_length_exceeded".into()
+        )
+    );
+    assert_eq!(app.offset(&t, &url).await, 0);
+    // A later chunk that runs past the end.
+    app.upload_all(&t, &url, &bytes[..1_000], 1_000).await;
+    assert_eq!(
+        error_code(app.patch(&t, &url, 1_000, too_long[1_000..].to_vec()).await).await,
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "upload_length_exceeded".into()
+        )
+    );
+    assert_eq!(app.offset(&t, &url).await, 1_000);
+    let asset = app.get_asset(&t, &id).await;
+    assert_eq!(asset["state"], "pending_upload", "{asset}");
+    // The exact rest finishes it, byte-identical.
+    app.upload_from(&t, &url, &bytes, 1_000, bytes.len()).await;
+    assert_eq!(download(&app, &t, &id).await, bytes);
+}
+
+#[tokio::test]
+async fn first_chunk_under_64_bytes_is_400_first_chunk_too_small_and_stores_nothing() {
+    let app = TestApp::spawn().await;
+    let (t, id, url, bytes) = fresh_upload(&app, 1_000).await;
+    for n in [1, 44, 63] {
+        assert_eq!(
+            error_code(app.patch(&t, &url, 0, bytes[..n].to_vec()).await).await,
+            (StatusCode::BAD_REQUEST, "first_chunk_too_small".into()),
+            "{n} bytes"
+        );
+        assert_eq!(app.offset(&t, &url).await, 0);
+    }
+    let asset = app.get_asset(&t, &id).await;
+    assert_eq!(asset["state"], "pending_upload");
+    assert!(asset["type"].is_null(), "{asset}");
+    // The upload is still usable.
+    app.upload_all(&t, &url, &bytes, 64).await;
+}
+
+#[tokio::test]
+async fn first_chunk_that_is_not_media_is_409_unsupported_media_type_and_the_upload_is_gone() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant(100).await;
+    let project = app.project(&t).await;
+    let text = "This is a plain text file, not audio or video at all. "
+        .repeat(2)
+        .into_bytes()[..100]
+        .to_vec();
+    let mut png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR".to_vec();
+    png.resize(100, 0);
+    for body in [text, png] {
+        let size = 1_000;
+        let (asset, url) = app.asset(&t, &project, size).await;
+        let id = asset["id"].as_str().unwrap();
+        let r = app.patch(&t, &url, 0, body).await;
+        assert_eq!(header_str(&r, "tus-resumable"), "1.0.0");
+        assert_eq!(
+            error_code(r).await,
+            (StatusCode::CONFLICT, "unsupported_media_type".into())
+        );
+        let head = app.head(&t, &url).await;
+        assert_eq!(head.status(), StatusCode::GONE, "HEAD after rejection");
+        let again = app
+            .patch(&t, &url, 0, wav(1_000, 8_000)[..100].to_vec())
+            .await;
+        assert_eq!(
+            error_code(again).await,
+            (StatusCode::GONE, "upload_gone".into())
+        );
+        assert_eq!(
+            error_code(app.get_asset_raw(&t, id).await).await,
+            (StatusCode::NOT_FOUND, "not_found".into())
+        );
+        assert_eq!(stored(&app, id, &url), Vec::<PathBuf>::new());
+    }
+}
+
+#[tokio::test]
+async fn any_chunk_size_is_accepted_down_to_one_byte() {
+    let app = TestApp::spawn().await;
+    let (t, id, url, bytes) = fresh_upload(&app, 100).await;
+    app.upload_all(&t, &url, &bytes[..64], 64).await;
+    // 200 one-byte chunks, then odd sizes, then the rest.
+    for offset in 64..264 {
+        let r = app
+            .patch(&t, &url, offset as u64, bytes[offset..=offset].to_vec())
+            .await;
+        assert_eq!(
+            r.status(),
+            StatusCode::NO_CONTENT,
+            "1-byte PATCH at {offset}"
+        );
+        assert_eq!(header_str(&r, "upload-offset"), (offset + 1).to_string());
+    }
+    let mut offset = 264;
+    for size in [2, 3, 7, 100, 513] {
+        let r = app
+            .patch(
+                &t,
+                &url,
+                offset as u64,
+                bytes[offset..offset + size].to_vec(),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::NO_CONTENT, "{size}-byte PATCH");
+        offset += size;
+    }
+    app.upload_from(&t, &url, &bytes, offset, bytes.len()).await;
+    assert_eq!(download(&app, &t, &id).await, bytes);
+}
+
+#[tokio::test]
+async fn a_single_8_mib_chunk_is_accepted() {
+    let app = TestApp::spawn().await;
+    // 8 kHz mono 16-bit: 16 000 bytes a second; 524.288 s is 8 MiB of samples.
+    let (t, id, url, bytes) = fresh_upload(&app, 524_288).await;
+    assert!(bytes.len() > 8 << 20);
+    let r = app.patch(&t, &url, 0, bytes.clone()).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(header_str(&r, "upload-offset"), bytes.len().to_string());
+    assert_eq!(download(&app, &t, &id).await, bytes);
+}
+
+#[tokio::test]
+async fn the_last_byte_finalises_the_asset_before_the_204() {
+    let app = TestApp::spawn().await;
+    let (t, id, url, bytes) = fresh_upload(&app, 1_000).await;
+    app.upload_all(&t, &url, &bytes[..bytes.len() - 1], bytes.len())
+        .await;
+    let before = app.get_asset(&t, &id).await;
+    assert_eq!(before["state"], "pending_upload");
+    let r = app
+        .patch(
+            &t,
+            &url,
+            (bytes.len() - 1) as u64,
+            bytes[bytes.len() - 1..].to_vec(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(header_str(&r, "upload-offset"), bytes.len().to_string());
+    // Immediately: no longer pending, no upload_url, size known.
+    let after = app.get_asset(&t, &id).await;
+    assert!(
+        ["processing", "ready", "pending_payment"].contains(&after["state"].as_str().unwrap()),
+        "{after}"
+    );
+    assert!(after["upload_url"].is_null(), "{after}");
+    assert_eq!(after["size_bytes"], serde_json::json!(bytes.len()));
+}
+
+#[tokio::test]
+async fn delete_of_a_pending_upload_is_204_and_removes_the_asset_and_its_bytes() {
+    let app = TestApp::spawn().await;
+    let (t, id, url, bytes) = fresh_upload(&app, 1_000).await;
+    app.upload_all(&t, &url, &bytes[..5_000], 5_000).await;
+    assert!(!stored(&app, &id, &url).is_empty(), "bytes are staged");
+    let r = app.tus(Method::DELETE, &url, &t.key).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(header_str(&r, "tus-resumable"), "1.0.0");
+    assert_eq!(
+        error_code(app.get_asset_raw(&t, &id).await).await,
+        (StatusCode::NOT_FOUND, "not_found".into())
+    );
+    assert_eq!(stored(&app, &id, &url), Vec::<PathBuf>::new());
+}
+
+#[tokio::test]
+async fn repeated_delete_of_an_upload_is_204_and_head_then_is_410() {
+    let app = TestApp::spawn().await;
+    let (t, _, url, bytes) = fresh_upload(&app, 1_000).await;
+    app.upload_all(&t, &url, &bytes[..100], 100).await;
+    for round in 0..3 {
+        let r = app.tus(Method::DELETE, &url, &t.key).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT, "DELETE #{round}");
+    }
+    let head = app.head(&t, &url).await;
+    assert_eq!(head.status(), StatusCode::GONE);
+    assert_eq!(header_str(&head, "tus-resumable"), "1.0.0");
+    assert_eq!(
+        error_code(app.patch(&t, &url, 100, bytes[100..200].to_vec()).await).await,
+        (StatusCode::GONE, "upload_gone".into())
+    );
+}
+
+#[tokio::test]
+async fn delete_of_a_finalised_upload_is_409_upload_complete_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let (t, id, url, bytes) = fresh_upload(&app, 1_000).await;
+    app.upload_all(&t, &url, &bytes, bytes.len()).await;
+    let settled = app.settled(&t, &id).await;
+    let r = app.tus(Method::DELETE, &url, &t.key).send().await.unwrap();
+    assert_eq!(
+        error_code(r).await,
+        (StatusCode::CONFLICT, "upload_complete".into())
+    );
+    let mut after = app.get_asset(&t, &id).await;
+    let mut before = settled.clone();
+    // The signed link is minted per GET.
+    for v in [&mut after, &mut before] {
+        v.as_object_mut().unwrap().remove("download_url");
+    }
+    assert_eq!(after, before);
+    assert_eq!(download(&app, &t, &id).await, bytes);
+    assert_eq!(app.offset(&t, &url).await, bytes.len() as u64);
+}
+
+/// A well-formed upload URL, shaped like `issued`, that was never issued.
+fn never_issued(app: &TestApp, issued: &str) -> String {
+    let id = upload_id(issued);
+    let (prefix, rest) = id.split_at(id.find('_').map_or(0, |i| i + 1));
+    let flipped: String = rest
+        .chars()
+        .map(|c| if c == 'z' { 'y' } else { 'z' })
+        .collect();
+    app.url(&format!("/v1/uploads/{prefix}{flipped}"))
+}
+
+#[tokio::test]
+async fn upload_ids_never_issued_are_404_not_found() {
+    let app = TestApp::spawn().await;
+    let (t, _, issued, _) = fresh_upload(&app, 100).await;
+    for url in [
+        never_issued(&app, &issued),
+        app.url("/v1/uploads/upl_doesnotexist0000000000"),
+        app.url("/v1/uploads/nonsense"),
+    ] {
+        let id = upload_id(&url);
+        let r = app.tus(Method::DELETE, &url, &t.key).send().await.unwrap();
+        assert_eq!(
+            error_code(r).await,
+            (StatusCode::NOT_FOUND, "not_found".into()),
+            "DELETE {id}"
+        );
+        let r = app.head(&t, &url).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "HEAD {id}");
+        assert_eq!(
+            error_code(app.patch(&t, &url, 0, wav(100, 8_000)).await).await,
+            (StatusCode::NOT_FOUND, "not_found".into()),
+            "PATCH {id}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn another_accounts_upload_is_404_for_head_patch_and_delete() {
+    let app = TestApp::spawn().await;
+    let (owner, id, url, bytes) = fresh_upload(&app, 1_000).await;
+    app.upload_all(&owner, &url, &bytes[..100], 100).await;
+    let other = app.tenant(10).await;
+    let head = app.head(&other, &url).await;
+    assert_eq!(head.status(), StatusCode::NOT_FOUND);
+    let patch = app.patch(&other, &url, 100, bytes[100..200].to_vec()).await;
+    let patch_status = patch.status();
+    let patch_body: Value = patch.json().await.unwrap();
+    assert_eq!(patch_status, StatusCode::NOT_FOUND);
+    assert_eq!(patch_body["error"]["code"], "not_found");
+    let delete = app
+        .tus(Method::DELETE, &url, &other.key)
+        .send()
+        .await
+        .unwrap();
+    let delete_status = delete.status();
+    let delete_body: Value = delete.json().await.unwrap();
+    assert_eq!(delete_status, StatusCode::NOT_FOUND);
+    // Same body as for an id never issued: existence does not leak.
+    let never = app
+        .tus(Method::DELETE, &never_issued(&app, &url), &other.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(never.json::<Value>().await.unwrap(), delete_body);
+    // The owner's upload is untouched.
+    assert_eq!(app.offset(&owner, &url).await, 100);
+    assert_eq!(app.get_asset(&owner, &id).await["state"], "pending_upload");
+}
+
+#[tokio::test]
+async fn an_upload_idle_past_its_expiry_is_reaped_with_its_asset_and_bytes() {
+    let app = TestApp::spawn().await;
+    let (t, id, url, bytes) = fresh_upload(&app, 1_000).await;
+    app.upload_all(&t, &url, &bytes[..5_000], 5_000).await;
+    assert!(!stored(&app, &id, &url).is_empty());
+    // Not yet: 47 h idle.
+    app.clock.advance(time::Duration::hours(47));
+    app.wait_reaper().await;
+    assert_eq!(app.offset(&t, &url).await, 5_000);
+    // 49 h idle: reaped.
+    app.clock.advance(time::Duration::hours(2));
+    app.wait_reaper().await;
+    let head = app.head(&t, &url).await;
+    assert_eq!(head.status(), StatusCode::GONE);
+    assert_eq!(
+        error_code(
+            app.patch(&t, &url, 5_000, bytes[5_000..6_000].to_vec())
+                .await
+        )
+        .await,
+        (StatusCode::GONE, "upload_gone".into())
+    );
+    assert_eq!(
+        error_code(app.get_asset_raw(&t, &id).await).await,
+        (StatusCode::NOT_FOUND, "not_found".into())
+    );
+    assert_eq!(stored(&app, &id, &url), Vec::<PathBuf>::new());
+}
+
+#[tokio::test]
+async fn only_a_patch_refreshes_the_upload_expiry() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant(100).await;
+    let project = app.project(&t).await;
+    let bytes = wav(1_000, 8_000);
+    let (looked_at, looked_url) = app.asset(&t, &project, bytes.len()).await;
+    let (patched, patched_url) = app.asset(&t, &project, bytes.len()).await;
+    app.upload_all(&t, &looked_url, &bytes[..100], 100).await;
+    app.upload_all(&t, &patched_url, &bytes[..100], 100).await;
+    let expiry = parse_imf_fixdate(&header_str(
+        &app.head(&t, &looked_url).await,
+        "upload-expires",
+    ));
+
+    app.clock.advance(time::Duration::hours(47));
+    // HEAD, GET and list on one; a PATCH on the other.
+    let head = app.head(&t, &looked_url).await;
+    assert_eq!(
+        parse_imf_fixdate(&header_str(&head, "upload-expires")),
+        expiry,
+        "HEAD does not refresh"
+    );
+    app.get_asset(&t, looked_at["id"].as_str().unwrap()).await;
+    app.req(Method::GET, "/v1/assets?state=pending_upload", &t.key)
+        .send()
+        .await
+        .unwrap();
+    let head = app.head(&t, &looked_url).await;
+    assert_eq!(
+        parse_imf_fixdate(&header_str(&head, "upload-expires")),
+        expiry
+    );
+    let r = app
+        .patch(&t, &patched_url, 100, bytes[100..200].to_vec())
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+
+    app.clock.advance(time::Duration::hours(2));
+    app.wait_reaper().await;
+    assert_eq!(app.head(&t, &looked_url).await.status(), StatusCode::GONE);
+    assert_eq!(
+        error_code(
+            app.get_asset_raw(&t, looked_at["id"].as_str().unwrap())
+                .await
+        )
+        .await,
+        (StatusCode::NOT_FOUND, "not_found".into())
+    );
+    assert_eq!(app.offset(&t, &patched_url).await, 200);
+    assert_eq!(
+        app.get_asset(&t, patched["id"].as_str().unwrap()).await["state"],
+        "pending_upload"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_dropped_mid_patch_keeps_the_received_bytes_and_resumes() {
+    let app = TestApp::spawn().await;
+    let (t, id, url, bytes) = fresh_upload(&app, 20_000).await;
+    const CHUNK: usize = 64 * 1024;
+    let sent = 3 * CHUNK;
+    assert!(bytes.len() > sent + CHUNK);
+    let parts: Vec<Vec<u8>> = bytes[..sent].chunks(CHUNK).map(<[u8]>::to_vec).collect();
+    let stream = futures::stream::iter(parts.into_iter().map(Ok::<_, std::io::Error>)).chain(
+        futures::stream::once(async {
+            // Let the bytes reach the server before the connection breaks.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "client gave up",
+            ))
+        }),
+    );
+    let result = app
+        .tus(Method::PATCH, &url, &t.key)
+        .header("Content-Type", OCTETS)
+        .header("Upload-Offset", "0")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await;
+    if let Ok(r) = &result {
+        assert_ne!(
+            r.status(),
+            StatusCode::NO_CONTENT,
+            "an aborted body is not a success"
+        );
+    }
+    // The server notices the drop on its own schedule: give it a moment.
+    let mut offset = 0;
+    for _ in 0..50 {
+        offset = app.offset(&t, &url).await;
+        if offset > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        offset > 0 && offset <= sent as u64,
+        "HEAD after a dropped PATCH reports {offset}, expected 1..={sent}"
+    );
+    let asset = app.get_asset(&t, &id).await;
+    assert_eq!(asset["state"], "pending_upload");
+    app.upload_from(&t, &url, &bytes, offset as usize, 100_000)
+        .await;
+    assert_eq!(download(&app, &t, &id).await, bytes);
+}
+
+#[tokio::test]
+async fn a_second_patch_while_one_is_in_flight_is_not_stuck() {
+    let app = TestApp::spawn().await;
+    let (t, id, url, bytes) = fresh_upload(&app, 20_000).await;
+    const CHUNK: usize = 64 * 1024;
+    // The first PATCH sends 64 KiB and then stalls without ending its body.
+    let first_part = bytes[..CHUNK].to_vec();
+    let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(first_part) })
+        .chain(futures::stream::pending());
+    let stalled = {
+        let req = app
+            .tus(Method::PATCH, &url, &t.key)
+            .header("Content-Type", OCTETS)
+            .header("Upload-Offset", "0")
+            .body(reqwest::Body::wrap_stream(stream));
+        tokio::spawn(async move { req.send().await.map(|r| r.status()) })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The client resumes: HEAD, then PATCH from there, with a definite answer quickly.
+    let second = tokio::time::timeout(Duration::from_secs(8), async {
+        let offset = app.offset(&t, &url).await;
+        let r = app
+            .patch(&t, &url, offset, bytes[offset as usize..].to_vec())
+            .await;
+        let status = r.status();
+        let code = if status == StatusCode::NO_CONTENT {
+            None
+        } else {
+            Some(error_code(r).await)
+        };
+        (offset, status, code)
+    })
+    .await
+    .expect("the second PATCH got no answer within 8 s: stuck behind the stalled one");
+    match second {
+        (_, StatusCode::NO_CONTENT, _) => {}
+        (_, _, Some((StatusCode::CONFLICT, code))) if code == "offset_mismatch" => {
+            // The holder stored its bytes meanwhile: HEAD and resume, promptly.
+            let finished = tokio::time::timeout(Duration::from_secs(8), async {
+                let offset = app.offset(&t, &url).await;
+                assert!(offset > 0 && offset <= CHUNK as u64, "offset {offset}");
+                app.patch(&t, &url, offset, bytes[offset as usize..].to_vec())
+                    .await
+                    .status()
+            })
+            .await
+            .expect("the resumed PATCH got no answer within 8 s");
+            assert_eq!(finished, StatusCode::NO_CONTENT);
+        }
+        other => panic!("second PATCH: expected 204 or 409 offset_mismatch, got {other:?}"),
+    }
+    stalled.abort();
+    assert_eq!(download(&app, &t, &id).await, bytes);
+}

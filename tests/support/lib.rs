@@ -290,6 +290,108 @@ impl TestApp {
     pub async fn wait_reaper(&self) {
         tokio::time::sleep(Duration::from_millis(1500)).await;
     }
+
+    /// Files under the blob store (`objects/` and `uploads/`, recursively) whose file name
+    /// contains `needle` (an asset or upload id).
+    pub fn blob_files_named(&self, needle: &str) -> Vec<PathBuf> {
+        fn walk(dir: &std::path::Path, needle: &str, out: &mut Vec<PathBuf>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, needle, out);
+                } else if entry.file_name().to_string_lossy().contains(needle) {
+                    out.push(path);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for sub in ["objects", "uploads"] {
+            walk(&self.blob_dir().join(sub), needle, &mut out);
+        }
+        out
+    }
+
+    /// `GET /v1/credits/ledger` (first page, up to 100 entries): the `data` array.
+    pub async fn ledger(&self, t: &Tenant) -> Vec<Value> {
+        let r = self
+            .req(Method::GET, "/v1/credits/ledger?limit=100", &t.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "ledger");
+        let v: Value = r.json().await.unwrap();
+        v["data"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// `GET /v1/assets/{id}`, raw.
+    pub async fn get_asset_raw(&self, t: &Tenant, id: &str) -> Response {
+        self.req(Method::GET, &format!("/v1/assets/{id}"), &t.key)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The `Upload-Offset` a HEAD reports (panics unless the HEAD is 200).
+    pub async fn offset(&self, t: &Tenant, url: &str) -> u64 {
+        let r = self.head(t, url).await;
+        assert_eq!(r.status(), StatusCode::OK, "HEAD {url}");
+        header_str(&r, "upload-offset").parse().unwrap()
+    }
+
+    /// Uploads `bytes[from..]` in chunks of `chunk` bytes, starting at offset `from`; asserts
+    /// every PATCH is 204.
+    pub async fn upload_from(
+        &self,
+        t: &Tenant,
+        url: &str,
+        bytes: &[u8],
+        from: usize,
+        chunk: usize,
+    ) {
+        let mut offset = from;
+        for part in bytes[from..].chunks(chunk) {
+            let r = self.patch(t, url, offset as u64, part.to_vec()).await;
+            assert_eq!(
+                r.status(),
+                StatusCode::NO_CONTENT,
+                "PATCH at {offset}: {:?}",
+                r.text().await
+            );
+            offset += part.len();
+        }
+    }
+}
+
+/// The last path segment of an upload URL: the upload id.
+pub fn upload_id(url: &str) -> String {
+    url.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A header's value as a string (panics when absent).
+pub fn header_str(r: &Response, name: &str) -> String {
+    r.headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("header {name} missing: {:?}", r.headers()))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Parses an RFC 9110 IMF-fixdate (`Wed, 25 Jun 2014 16:00:00 GMT`); panics otherwise.
+pub fn parse_imf_fixdate(s: &str) -> time::OffsetDateTime {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    time::PrimitiveDateTime::parse(s, &format)
+        .unwrap_or_else(|e| panic!("not an IMF-fixdate: {s:?}: {e}"))
+        .assume_utc()
 }
 
 /// The error code of a JSON error response.

@@ -88,6 +88,28 @@ pub fn configure(state: HttpState) -> impl FnOnce(&mut web::ServiceConfig) {
     }
 }
 
+/// Middleware: JSON responses say their charset (`application/json; charset=utf-8`).
+///
+/// # Errors
+/// Passes the inner service's errors through.
+pub async fn json_utf8(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let mut res = next.call(req).await?;
+    let headers = res.headers_mut();
+    if headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"application/json")
+    {
+        headers.insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+    }
+    Ok(res)
+}
+
 /// The app-wide fallback: an unknown route is a JSON 404.
 pub async fn not_found() -> ApiError {
     ApiError::not_found()

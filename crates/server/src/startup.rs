@@ -153,6 +153,7 @@ impl Application {
         let settings = state.settings.clone();
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(roughy_http::json_utf8))
                 .wrap(roughy_http::cors(&settings))
                 .wrap(
                     actix_web::middleware::Logger::new("%r %s %b %Dms")

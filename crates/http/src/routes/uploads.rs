@@ -13,7 +13,6 @@ use roughy_domain::time_format::http_date;
 use roughy_domain::tus::{parse_offset, TUS_EXTENSIONS, TUS_VERSION};
 use roughy_domain::{SizeBytes, UploadId};
 
-use super::resource;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{authenticate, state};
 
@@ -30,12 +29,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .default_service(web::to(|| async { ApiError::method_not_allowed() })),
             )
             .service(
-                resource("/{id}")
+                web::resource("/{id}")
                     .route(web::method(Method::OPTIONS).to(options))
                     .route(web::head().to(head))
                     .route(web::patch().to(patch))
                     .route(web::delete().to(delete))
-                    .route(web::post().to(post_override)),
+                    .route(web::post().to(post_override))
+                    .default_service(web::to(|| async { ApiError::method_not_allowed() })),
             ),
     );
 }

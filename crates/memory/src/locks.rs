@@ -1,0 +1,177 @@
+//! Per-upload write locks inside one process, with release requests (as tusd does).
+//!
+//! A held lock is a slot in a map, owning a `watch` channel. The channel carries the stop
+//! request (`false` → `true`), and its sender being dropped, when the lease drops and the slot
+//! goes, is what waiters wait for. A `watch` keeps its value, so a holder's stop future
+//! resolves whether it was created before or after the request.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::future::BoxFuture;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use roughy_app::ports::{LockError, UploadLease, UploadLocks};
+use roughy_domain::UploadId;
+
+/// The slots of held locks, by upload.
+type Slots = Arc<Mutex<HashMap<UploadId, Slot>>>;
+
+/// One held lock.
+#[derive(Debug)]
+struct Slot {
+    /// Which lease holds it: a lease only ever frees its own slot.
+    generation: u64,
+    /// `true` once another request asked for the upload. Dropped with the slot.
+    stop: watch::Sender<bool>,
+}
+
+/// In-process [`UploadLocks`]: one holder per upload; a newcomer asks the holder to stop and
+/// takes over once it lets go, or gives up with [`LockError::Locked`] after the wait.
+///
+/// Clones share the same locks. Only correct within one process.
+#[derive(Clone)]
+pub struct InProcessUploadLocks {
+    slots: Slots,
+    wait: Duration,
+    next_generation: Arc<AtomicU64>,
+}
+
+impl InProcessUploadLocks {
+    /// How long a newcomer waits for the holder by default ("a few seconds").
+    pub const DEFAULT_WAIT: Duration = Duration::from_secs(3);
+
+    /// Locks that wait [`Self::DEFAULT_WAIT`] for a holder to release.
+    pub fn new() -> Self {
+        Self::with_wait(Self::DEFAULT_WAIT)
+    }
+
+    /// Locks that wait `wait` for a holder to release before answering `Locked`.
+    pub fn with_wait(wait: Duration) -> Self {
+        Self {
+            slots: Arc::default(),
+            wait,
+            next_generation: Arc::default(),
+        }
+    }
+
+    /// How long a newcomer waits for the holder.
+    pub fn wait(&self) -> Duration {
+        self.wait
+    }
+
+    /// What happened when trying to take the lock once.
+    fn try_take(&self, id: &UploadId) -> Attempt {
+        let mut slots = lock(&self.slots);
+        if let Some(slot) = slots.get(id) {
+            // Subscribe before asking, under the map lock: the release cannot slip between.
+            let released = slot.stop.subscribe();
+            slot.stop.send_replace(true);
+            return Attempt::Held(released);
+        }
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        let (stop, stop_rx) = watch::channel(false);
+        slots.insert(id.clone(), Slot { generation, stop });
+        Attempt::Taken(InProcessUploadLease {
+            slots: Arc::clone(&self.slots),
+            id: id.clone(),
+            generation,
+            stop: stop_rx,
+        })
+    }
+}
+
+impl Default for InProcessUploadLocks {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for InProcessUploadLocks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InProcessUploadLocks")
+            .field("wait", &self.wait)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One try at the lock.
+enum Attempt {
+    Taken(InProcessUploadLease),
+    /// Held by another lease, which was asked to stop; the receiver closes when it lets go.
+    Held(watch::Receiver<bool>),
+}
+
+#[async_trait]
+impl UploadLocks for InProcessUploadLocks {
+    async fn acquire(&self, id: &UploadId) -> Result<Box<dyn UploadLease>, LockError> {
+        let deadline = Instant::now() + self.wait;
+        loop {
+            match self.try_take(id) {
+                Attempt::Taken(lease) => return Ok(Box::new(lease)),
+                Attempt::Held(mut released) => {
+                    // `changed` fails only once the slot's sender is dropped: the holder let go.
+                    let let_go = async { while released.changed().await.is_ok() {} };
+                    if tokio::time::timeout_at(deadline, let_go).await.is_err() {
+                        return Err(LockError::Locked);
+                    }
+                    // Several waiters may wake at once: whoever runs first takes the slot; the
+                    // others find it held again and ask the new holder in turn.
+                }
+            }
+        }
+    }
+}
+
+/// A held upload lock from [`InProcessUploadLocks`]. Dropping it releases the lock and wakes
+/// the waiters.
+pub struct InProcessUploadLease {
+    slots: Slots,
+    id: UploadId,
+    generation: u64,
+    stop: watch::Receiver<bool>,
+}
+
+impl fmt::Debug for InProcessUploadLease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InProcessUploadLease")
+            .field("id", &self.id)
+            .field("stop_requested", &*self.stop.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+impl UploadLease for InProcessUploadLease {
+    fn stop_requested(&self) -> BoxFuture<'static, ()> {
+        let mut stop = self.stop.clone();
+        Box::pin(async move {
+            // `wait_for` looks at the current value first, so a request made before this
+            // future existed counts. An error means the lease is gone: nothing left to stop.
+            let _ = stop.wait_for(|requested| *requested).await;
+        })
+    }
+}
+
+impl Drop for InProcessUploadLease {
+    fn drop(&mut self) {
+        let mut slots = lock(&self.slots);
+        if slots
+            .get(&self.id)
+            .is_some_and(|slot| slot.generation == self.generation)
+        {
+            // Dropping the slot drops its sender, which wakes every waiter.
+            slots.remove(&self.id);
+        }
+    }
+}
+
+/// Locks the slots. Each critical section is one map update that
+/// cannot be left half done, so a poisoned mutex still holds consistent data.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,10 @@
+//! Tests of the in-memory adapters through their ports: one binary, one module per concern.
+
+mod accounts;
+mod assets;
+mod jobs;
+mod locks;
+mod projects;
+mod signal;
+mod support;
+mod uploads;
