@@ -12,9 +12,10 @@
 import { readFileSync } from 'node:fs'
 
 const CHUNK_SIZE = 64 * 1024
-// Abort once progress passes ~40 %. tus-js-client reports progress at the start of each PATCH
-// body (throttled) and after each 204, so 0.42 of the file normally lands inside the third
-// 64 KiB PATCH: the abort then tears down a PATCH mid-body, the harder case for resuming.
+// Abort once progress passes ~40 %. tus-js-client reports progress early in each PATCH body
+// (throttled) and after each 204, so 0.42 of the file normally lands inside the third 64 KiB
+// PATCH: the abort then destroys an in-flight PATCH (how much of its body reached the server
+// is up to the socket), not just the gap between two chunks.
 const ABORT_AT = 0.42
 const OVERALL_TIMEOUT_MS = 60_000
 

@@ -134,6 +134,20 @@ pub struct Purge {
     pub upload_id: UploadId,
 }
 
+/// The purge outbox: every repository method that deletes rows with stored bytes (asset and
+/// project deletion, discarded uploads) MUST record the returned `Purge`s in the same atomic
+/// step, so a crash between the commit and the blob deletion leaves neither orphaned bytes nor
+/// rows pointing at missing bytes. The use case deletes the bytes, then marks the purge done;
+/// the reaper retries whatever is left.
+#[cfg_attr(test, automock)]
+#[async_trait]
+pub trait PurgeQueue: Send + Sync {
+    /// Purges recorded and not yet done, oldest first, at most `limit`.
+    async fn pending_purges(&self, limit: usize) -> Result<Vec<Purge>, RepoError>;
+    /// The purge's bytes are deleted: forget it. Idempotent.
+    async fn purge_done(&self, purge: &Purge) -> Result<(), RepoError>;
+}
+
 /// Projects.
 #[cfg_attr(test, automock)]
 #[async_trait]

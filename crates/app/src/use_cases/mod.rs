@@ -15,9 +15,10 @@ use std::sync::Arc;
 use time::Duration;
 
 use crate::clock::Clock;
+use crate::error::IngestError;
 use crate::ports::{
     AccountRepo, AssetRepo, BlobStore, DownloadLinks, JobRepo, JobSignal, MediaInspector,
-    ProjectRepo, UploadLocks, UploadRepo, UploadSink,
+    ProjectRepo, PurgeQueue, UploadLocks, UploadRepo, UploadSink,
 };
 
 pub use crate::ports::AssetFilter;
@@ -62,6 +63,8 @@ pub struct IngestPorts {
     pub uploads: Arc<dyn UploadRepo>,
     /// Processing jobs.
     pub jobs: Arc<dyn JobRepo>,
+    /// The purge outbox.
+    pub purges: Arc<dyn PurgeQueue>,
     /// Per-upload write locks.
     pub locks: Arc<dyn UploadLocks>,
     /// Upload bytes.
@@ -115,14 +118,46 @@ impl Ingest {
         self.ports.clock.as_ref()
     }
 
-    /// Purges stored bytes of deleted rows. Best effort: a failure is logged; the reaper of
-    /// orphaned bytes (and, with a database, the purge outbox) gets them later.
+    /// Deletes the stored bytes of deleted rows, then marks the outbox entry done. A failure
+    /// is logged and left in the outbox, for the reaper to retry.
     async fn purge(&self, purge: &crate::ports::Purge) {
-        if let Err(e) = self.ports.blobs.abort_upload(&purge.upload_id).await {
-            tracing::warn!(upload = %purge.upload_id, error = %e, "failed to remove staged upload bytes");
+        let staged = self.ports.blobs.abort_upload(&purge.upload_id).await;
+        let object = self.ports.blobs.delete_object(&purge.asset_id).await;
+        match (staged, object) {
+            (Ok(()), Ok(())) => {
+                if let Err(e) = self.ports.purges.purge_done(purge).await {
+                    tracing::warn!(asset = %purge.asset_id, error = %e, "bytes purged but the outbox entry stays; it will be retried");
+                }
+            }
+            (staged, object) => {
+                tracing::warn!(asset = %purge.asset_id, staged = ?staged.err(), object = ?object.err(), "failed to purge stored bytes; the reaper retries");
+            }
         }
-        if let Err(e) = self.ports.blobs.delete_object(&purge.asset_id).await {
-            tracing::warn!(asset = %purge.asset_id, error = %e, "failed to remove the asset object");
+    }
+
+    /// Retries purges left in the outbox (after a crash or a storage failure). Returns how
+    /// many were completed.
+    pub async fn retry_purges(&self) -> Result<usize, IngestError> {
+        let pending = self.ports.purges.pending_purges(100).await?;
+        let mut done = 0;
+        for purge in &pending {
+            if self
+                .ports
+                .blobs
+                .abort_upload(&purge.upload_id)
+                .await
+                .is_ok()
+                && self
+                    .ports
+                    .blobs
+                    .delete_object(&purge.asset_id)
+                    .await
+                    .is_ok()
+            {
+                self.ports.purges.purge_done(purge).await?;
+                done += 1;
+            }
         }
+        Ok(done)
     }
 }

@@ -35,6 +35,8 @@ impl Ingest {
         }
         let keep = self.config.upload_ttl * 2;
         self.ports.uploads.prune_tombstones(now - keep).await?;
+        // Stored bytes whose purge failed or was cut short by a crash.
+        self.retry_purges().await?;
         if reaped > 0 {
             tracing::info!(reaped, "expired uploads reaped");
         }

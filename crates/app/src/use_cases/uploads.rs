@@ -49,12 +49,23 @@ impl Ingest {
     }
 
     /// The canonical offset (HEAD). A completed upload reports offset = length.
+    ///
+    /// As in tusd, HEAD takes the upload's lock: a PATCH still running for a connection the
+    /// client already gave up on is asked to stop and record what it stored, so the offset
+    /// returned is the one the client must resume from (not a stale one that earns a 409).
     pub async fn upload_status(
         &self,
         account: &AccountId,
         id: &UploadId,
     ) -> Result<UploadView, IngestError> {
-        Ok(UploadView::of(&self.live_upload(account, id).await?))
+        let upload = self.live_upload(account, id).await?;
+        if upload.state == UploadState::Completed {
+            return Ok(UploadView::of(&upload));
+        }
+        let lease = self.ports.locks.acquire(id).await?;
+        let view = UploadView::of(&self.live_upload(account, id).await?);
+        drop(lease);
+        Ok(view)
     }
 
     /// Appends one chunk (PATCH).

@@ -8,6 +8,7 @@ mod accounts;
 mod assets;
 mod jobs;
 mod projects;
+mod purges;
 mod uploads;
 
 use std::collections::{HashMap, HashSet};
@@ -23,8 +24,8 @@ use roughy_domain::{
     ProjectId, TransitionError, Upload, UploadId,
 };
 
-/// The in-memory adapter of `AccountRepo`, `ProjectRepo`, `AssetRepo`, `UploadRepo` and
-/// `JobRepo`.
+/// The in-memory adapter of `AccountRepo`, `ProjectRepo`, `AssetRepo`, `UploadRepo`,
+/// `JobRepo` and `PurgeQueue`.
 ///
 /// Clones share one state, so one value can be handed to every port of `IngestPorts`.
 #[derive(Clone, Default)]
@@ -72,6 +73,8 @@ struct State {
     jobs: HashMap<AssetId, JobRow>,
     /// Every asset ever charged, kept after the asset is deleted: a charge happens once, ever.
     charged: HashSet<AssetId>,
+    /// The purge outbox: bytes of deleted rows still to be removed, oldest first.
+    purges: Vec<Purge>,
     /// Enqueue order of jobs (timestamps can tie).
     next_job_seq: u64,
 }
@@ -156,10 +159,13 @@ impl State {
                 at,
             },
         );
-        Some(Purge {
+        let purge = Purge {
             asset_id: asset.id,
             upload_id: asset.upload_id,
-        })
+        };
+        // The outbox entry is written with the deletion, as a database transaction would.
+        self.purges.push(purge.clone());
+        Some(purge)
     }
 
     /// The account of an asset or job, which foreign keys guarantee.

@@ -110,7 +110,7 @@ impl UploadRepo for MemoryRepository {
             return Ok(None);
         };
         // The reaper listed it as expired earlier; a PATCH may have refreshed it since.
-        if expired_before.is_some_and(|before| upload.expires_at > before) {
+        if expired_before.is_some_and(|before| upload.expires_at >= before) {
             return Ok(None);
         }
         let asset_id = upload.asset_id.clone();

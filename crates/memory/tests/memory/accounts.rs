@@ -1,9 +1,12 @@
 //! Accounts, keys, top-ups with activation, the ledger.
 
-use roughy_app::ports::{AccountRepo, RepoError};
-use roughy_domain::{Account, AccountId, ApiKey, ApiKeyId, ApiKeySecret, AssetState, LedgerKind};
+use roughy_app::ports::{AccountRepo, AssetRepo, JobOutcome, JobRepo, ProjectRepo, RepoError};
+use roughy_domain::{
+    Account, AccountId, ApiKey, ApiKeyId, ApiKeySecret, AssetFailure, AssetState, LedgerKind,
+};
+use time::Duration;
 
-use crate::support::{at, first, World};
+use crate::support::{at, first, minutes, World};
 
 fn key_for(account: &AccountId) -> (ApiKey, ApiKeySecret) {
     let secret = ApiKeySecret::generate();
@@ -184,4 +187,80 @@ async fn the_ledger_lists_newest_first_and_pages() {
     let stranger = w.account().await;
     let page = w.repo.list_ledger(&stranger, &first(10)).await.unwrap();
     assert!(page.items.is_empty() && page.next_cursor.is_none());
+}
+
+#[tokio::test]
+async fn the_balance_stays_the_ledger_sum_through_a_mixed_history() {
+    let w = World::new();
+    let account = w.account().await;
+    let project = w.project(&account, at(0)).await;
+    let mut clock = 0;
+    let mut tick = || {
+        clock += 1;
+        at(clock)
+    };
+    for round in 0..12_u64 {
+        // Top-ups now and then, small enough that some charges must wait for the next one.
+        if round % 2 == 0 {
+            let outcome = w
+                .repo
+                .top_up(&account, (round % 3 + 1) as i64, tick())
+                .await
+                .unwrap();
+            for activated in &outcome.activated {
+                let asset = w
+                    .repo
+                    .get_asset(&account, activated)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(asset.state, AssetState::Ready);
+            }
+        }
+        let asset = w.processing(&account, &project, tick()).await;
+        match round % 4 {
+            // Settled: debited when covered, else waiting for a later top-up.
+            0 | 1 => {
+                let state = w.measure_next(tick(), minutes(round % 5 + 1)).await;
+                assert!(matches!(
+                    state,
+                    AssetState::Ready | AssetState::PendingPayment
+                ));
+            }
+            // Failed: never charged.
+            2 => {
+                let job = w
+                    .repo
+                    .claim_job(tick(), Duration::minutes(1))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let failure = AssetFailure {
+                    code: "media_unreadable".into(),
+                    message: "unreadable".into(),
+                };
+                w.repo
+                    .complete_job(&job, &JobOutcome::Failed(failure), tick())
+                    .await
+                    .unwrap();
+            }
+            // Deleted while queued: never charged.
+            _ => {
+                w.repo
+                    .delete_asset(&account, &asset.id, tick())
+                    .await
+                    .unwrap();
+            }
+        }
+        w.assert_balance_matches_ledger(&account).await;
+    }
+    // Deleting charged assets refunds nothing.
+    let before = w.repo.balance(&account).await.unwrap();
+    w.repo
+        .delete_project(&account, &project, tick())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(w.repo.balance(&account).await.unwrap(), before);
+    w.assert_balance_matches_ledger(&account).await;
 }

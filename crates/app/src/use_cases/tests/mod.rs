@@ -23,8 +23,8 @@ use super::{Ingest, IngestConfig, IngestPorts};
 use crate::clock::Clock;
 use crate::ports::{
     BlobReader, DownloadLinks, JobSignal, MockAccountRepo, MockAssetRepo, MockBlobStore,
-    MockJobRepo, MockMediaInspector, MockProjectRepo, MockUploadLocks, MockUploadRepo,
-    MockUploadSink, SignedDownload, UploadLease,
+    MockJobRepo, MockMediaInspector, MockProjectRepo, MockPurgeQueue, MockUploadLocks,
+    MockUploadRepo, MockUploadSink, SignedDownload, UploadLease,
 };
 
 /// The frozen "now" of every test (whole microseconds, so repositories' precision is a no-op).
@@ -155,6 +155,7 @@ struct Harness {
     assets: MockAssetRepo,
     uploads: MockUploadRepo,
     jobs: MockJobRepo,
+    purges: MockPurgeQueue,
     locks: MockUploadLocks,
     sink: MockUploadSink,
     blobs: MockBlobStore,
@@ -171,6 +172,12 @@ impl Harness {
             assets: MockAssetRepo::new(),
             uploads: MockUploadRepo::new(),
             jobs: MockJobRepo::new(),
+            purges: {
+                // The reaper asks for leftover purges; by default there are none.
+                let mut purges = MockPurgeQueue::new();
+                purges.expect_pending_purges().returning(|_| Ok(Vec::new()));
+                purges
+            },
             locks: MockUploadLocks::new(),
             sink: MockUploadSink::new(),
             blobs: MockBlobStore::new(),
@@ -188,6 +195,7 @@ impl Harness {
             assets: Arc::new(self.assets),
             uploads: Arc::new(self.uploads),
             jobs: Arc::new(self.jobs),
+            purges: Arc::new(self.purges),
             locks: Arc::new(self.locks),
             sink: Arc::new(self.sink),
             blobs: Arc::new(self.blobs),
@@ -207,10 +215,16 @@ impl Harness {
             .withf(move |id| *id == upload)
             .times(1)
             .returning(|_| Ok(()));
-        let asset = asset.clone();
+        let purged = asset.clone();
         self.blobs
             .expect_delete_object()
-            .withf(move |id| *id == asset)
+            .withf(move |id| *id == purged)
+            .times(1)
+            .returning(|_| Ok(()));
+        let done = asset.clone();
+        self.purges
+            .expect_purge_done()
+            .withf(move |p| p.asset_id == done)
             .times(1)
             .returning(|_| Ok(()));
     }

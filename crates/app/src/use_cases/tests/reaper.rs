@@ -107,6 +107,10 @@ async fn a_full_batch_is_followed_by_another_until_a_short_one() {
         .expect_delete_object()
         .times(101)
         .returning(|_| Ok(()));
+    h.purges
+        .expect_purge_done()
+        .times(101)
+        .returning(|_| Ok(()));
     expect_prune(&mut h);
 
     assert_eq!(h.build().reap_expired_uploads().await.expect("reaped"), 101);
@@ -124,4 +128,56 @@ async fn nothing_expired_reaps_nothing_but_still_prunes_old_tombstones() {
     expect_prune(&mut h);
 
     assert_eq!(h.build().reap_expired_uploads().await.expect("reaped"), 0);
+}
+
+#[tokio::test]
+async fn purges_left_in_the_outbox_are_retried_and_then_marked_done() {
+    let mut h = Harness::new();
+    h.uploads
+        .expect_expired_uploads()
+        .returning(|_, _| Ok(Vec::new()));
+    expect_prune(&mut h);
+    let leftover = purge_of(&UploadId::generate());
+    let pending = leftover.clone();
+    h.purges = crate::ports::MockPurgeQueue::new();
+    h.purges
+        .expect_pending_purges()
+        .times(1)
+        .returning(move |_| Ok(vec![pending.clone()]));
+    h.blobs.expect_abort_upload().times(1).returning(|_| Ok(()));
+    h.blobs
+        .expect_delete_object()
+        .times(1)
+        .returning(|_| Ok(()));
+    let done = leftover.clone();
+    h.purges
+        .expect_purge_done()
+        .withf(move |p| *p == done)
+        .times(1)
+        .returning(|_| Ok(()));
+
+    h.build().reap_expired_uploads().await.expect("reaped");
+}
+
+#[tokio::test]
+async fn a_purge_whose_bytes_could_not_be_deleted_stays_in_the_outbox() {
+    let mut h = Harness::new();
+    h.uploads
+        .expect_expired_uploads()
+        .returning(|_, _| Ok(Vec::new()));
+    expect_prune(&mut h);
+    let leftover = purge_of(&UploadId::generate());
+    h.purges = crate::ports::MockPurgeQueue::new();
+    h.purges
+        .expect_pending_purges()
+        .times(1)
+        .returning(move |_| Ok(vec![leftover.clone()]));
+    h.blobs.expect_abort_upload().times(1).returning(|_| Ok(()));
+    h.blobs
+        .expect_delete_object()
+        .times(1)
+        .returning(|_| Err(crate::ports::BlobError::Unavailable("disk".into())));
+    h.purges.expect_purge_done().never();
+
+    h.build().reap_expired_uploads().await.expect("reaped");
 }

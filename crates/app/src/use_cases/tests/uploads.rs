@@ -940,7 +940,8 @@ async fn completed_upload_refuses_more_bytes_without_touching_storage() {
 #[tokio::test]
 async fn status_of_a_pending_upload_reports_its_offset_and_expiry() {
     let mut case = Case::at(200);
-    case.expect_live(1);
+    // Looked up, locked (a stale PATCH is asked to record what it stored), looked up again.
+    case.expect_locked_lookups();
     let expected = UploadView {
         offset: 200,
         length: LENGTH,
