@@ -692,3 +692,42 @@ async fn a_second_patch_while_one_is_in_flight_is_not_stuck() {
     stalled.abort();
     assert_eq!(download(&app, &t, &id).await, bytes);
 }
+
+#[tokio::test]
+async fn an_idle_patch_body_is_cut_after_the_idle_timeout_and_keeps_what_arrived() {
+    let app = TestApp::spawn_with(|c| c.body_idle_timeout = Duration::from_secs(1)).await;
+    let t = app.tenant(10).await;
+    let project = app.project(&t).await;
+    let bytes = wav(2_000, 8_000);
+    let (asset, url) = app.asset(&t, &project, bytes.len()).await;
+    let head = bytes[..4096].to_vec();
+    // 4 KiB arrive, then the body stalls without ending, as a stuck client would.
+    let body = futures::stream::once(async move { Ok::<_, std::io::Error>(head) })
+        .chain(futures::stream::pending());
+    let started = std::time::Instant::now();
+    let response = app
+        .tus(Method::PATCH, &url, &t.key)
+        .header("Content-Type", "application/offset+octet-stream")
+        .header("Upload-Offset", "0")
+        .header("Content-Length", bytes.len().to_string())
+        .body(reqwest::Body::wrap_stream(body))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await;
+    // The server cut the body well before the client's own 10 s timeout.
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "cut after {:?}",
+        started.elapsed()
+    );
+    if let Ok(r) = response {
+        assert_eq!(
+            error_code(r).await,
+            (StatusCode::REQUEST_TIMEOUT, "body_timeout".to_owned())
+        );
+    }
+    assert_eq!(app.offset(&t, &url).await, 4096);
+    app.upload_from(&t, &url, &bytes, 4096, 1 << 20).await;
+    let settled = app.settled(&t, asset["id"].as_str().unwrap()).await;
+    assert_eq!(settled["state"], "ready", "{settled}");
+}

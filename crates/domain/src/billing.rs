@@ -65,6 +65,15 @@ where
     activated
 }
 
+/// The timestamp of the `n`-th ledger entry posted together at `at` (0 is the first).
+///
+/// Entries of one atomic step (a top-up and the charges of the assets it activates) are one
+/// microsecond apart, so newest-first order reads them exactly as they were posted and each
+/// `balance_after` reads as a running balance.
+pub fn posted_at(at: OffsetDateTime, n: usize) -> OffsetDateTime {
+    at + time::Duration::microseconds(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
 /// Whether a new upload may start: the balance must be positive.
 pub fn may_start_upload(balance: Credits) -> bool {
     balance > 0

@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -22,11 +21,10 @@ use roughy_domain::UploadId;
 /// The slots of held locks, by upload.
 type Slots = Arc<Mutex<HashMap<UploadId, Slot>>>;
 
-/// One held lock.
+/// One held lock. It lives exactly as long as its lease: only the lease's drop removes it, and
+/// no other slot can be made for the upload meanwhile.
 #[derive(Debug)]
 struct Slot {
-    /// Which lease holds it: a lease only ever frees its own slot.
-    generation: u64,
     /// `true` once another request asked for the upload. Dropped with the slot.
     stop: watch::Sender<bool>,
 }
@@ -39,7 +37,6 @@ struct Slot {
 pub struct InProcessUploadLocks {
     slots: Slots,
     wait: Duration,
-    next_generation: Arc<AtomicU64>,
 }
 
 impl InProcessUploadLocks {
@@ -56,7 +53,6 @@ impl InProcessUploadLocks {
         Self {
             slots: Arc::default(),
             wait,
-            next_generation: Arc::default(),
         }
     }
 
@@ -74,13 +70,11 @@ impl InProcessUploadLocks {
             slot.stop.send_replace(true);
             return Attempt::Held(released);
         }
-        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         let (stop, stop_rx) = watch::channel(false);
-        slots.insert(id.clone(), Slot { generation, stop });
+        slots.insert(id.clone(), Slot { stop });
         Attempt::Taken(InProcessUploadLease {
             slots: Arc::clone(&self.slots),
             id: id.clone(),
-            generation,
             stop: stop_rx,
         })
     }
@@ -133,7 +127,6 @@ impl UploadLocks for InProcessUploadLocks {
 pub struct InProcessUploadLease {
     slots: Slots,
     id: UploadId,
-    generation: u64,
     stop: watch::Receiver<bool>,
 }
 
@@ -159,19 +152,14 @@ impl UploadLease for InProcessUploadLease {
 
 impl Drop for InProcessUploadLease {
     fn drop(&mut self) {
-        let mut slots = lock(&self.slots);
-        if slots
-            .get(&self.id)
-            .is_some_and(|slot| slot.generation == self.generation)
-        {
-            // Dropping the slot drops its sender, which wakes every waiter.
-            slots.remove(&self.id);
-        }
+        // The slot under this id is this lease's (see `Slot`). Dropping it drops its sender,
+        // which wakes every waiter.
+        lock(&self.slots).remove(&self.id);
     }
 }
 
-/// Locks the slots. Each critical section is one map update that
-/// cannot be left half done, so a poisoned mutex still holds consistent data.
+/// Locks the slots. Each critical section is one map update that cannot be left half done,
+/// so a poisoned mutex still holds consistent data.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use roughy_app::ports::{AccountRepo, RepoError, TopUpOutcome};
 use roughy_app::{Page, PageRequest};
-use roughy_domain::billing::activation_plan;
+use roughy_domain::billing::{activation_plan, posted_at};
 use roughy_domain::{
     Account, AccountId, ApiKey, ApiKeyId, AssetState, Credits, KeyHash, LedgerEntry,
 };
@@ -129,13 +129,13 @@ impl AccountRepo for MemoryRepository {
         let entry = LedgerEntry::top_up(account.clone(), credits, credited, at);
         row.post(entry.clone());
         let mut activated_ids = Vec::with_capacity(activated.len());
-        for (asset, charge, balance_after) in activated {
+        for (n, (asset, charge, balance_after)) in activated.into_iter().enumerate() {
             row.post(LedgerEntry::charge(
                 account.clone(),
                 asset.id.clone(),
                 charge,
                 balance_after,
-                at,
+                posted_at(at, n + 1),
             ));
             state.charged.insert(asset.id.clone());
             activated_ids.push(asset.id.clone());

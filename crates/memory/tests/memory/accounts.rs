@@ -146,13 +146,29 @@ async fn a_top_up_activates_pending_assets_oldest_first_skipping_what_it_cannot_
             )
         })
         .collect();
-    charges.sort_by_key(|c| c.2);
+    // Newest first, and posted one microsecond apart after the top-up, in activation order.
     assert_eq!(
         charges,
         vec![
-            (third.id.clone(), -2, 0, at(100)),
-            (first_one.id.clone(), -4, 2, at(100))
+            (
+                third.id.clone(),
+                -2,
+                0,
+                at(100) + time::Duration::microseconds(2)
+            ),
+            (
+                first_one.id.clone(),
+                -4,
+                2,
+                at(100) + time::Duration::microseconds(1)
+            )
         ]
+    );
+    assert_eq!(ledger[0].kind, LedgerKind::AssetCharge);
+    assert_eq!(
+        ledger[2].kind,
+        LedgerKind::TopUp,
+        "the top-up reads below its own charges"
     );
     w.assert_balance_matches_ledger(&account).await;
 

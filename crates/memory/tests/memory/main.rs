@@ -5,6 +5,7 @@ mod assets;
 mod jobs;
 mod locks;
 mod projects;
+mod purges;
 mod signal;
 mod support;
 mod uploads;
