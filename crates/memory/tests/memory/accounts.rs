@@ -134,7 +134,7 @@ async fn a_top_up_activates_pending_assets_oldest_first_skipping_what_it_cannot_
     assert_eq!(w.repo.balance(&account).await.unwrap(), 0);
 
     let ledger = w.ledger(&account).await;
-    let mut charges: Vec<_> = ledger
+    let charges: Vec<_> = ledger
         .iter()
         .filter(|e| e.kind == LedgerKind::AssetCharge)
         .map(|e| {
