@@ -12,8 +12,11 @@ run:
 	$(CARGO) run --release -p roughy-server --bin roughy-server
 
 ## Run the whole test suite (installs the TUS client libraries the interop tests drive).
+## The black-box suite runs twice: on the in-memory repository and on PostgreSQL (a throwaway
+## cluster the tests start from the machine's PostgreSQL binaries).
 test: test-deps
 	$(CARGO) nextest run --workspace --no-fail-fast
+	ROUGHY_TEST_WIRING=postgres $(CARGO) nextest run -p roughy-tests --no-fail-fast
 
 ## The real TUS clients: tus-js-client (npm) and tuspy (PyPI).
 test-deps:

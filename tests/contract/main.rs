@@ -10,6 +10,7 @@ mod billing;
 mod conventions;
 mod downloads;
 mod interop;
+mod media_formats;
 mod operations;
 mod processing;
 mod projects;

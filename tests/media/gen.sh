@@ -11,8 +11,10 @@
 #   the Info frame and the padding; Opus: the pre-skip);
 # - MP4/M4A/MOV/MKV/WebM: the presentation duration after edit lists (`ffprobe
 #   format=duration`; ffmpeg's AAC decoder does not trim the end padding an edit list cuts).
-# MP3 without a LAME tag keeps the decoder delay ffmpeg outputs (3.056 s) where symphonia
-# trims it (3.030 s): both are within the 30 ms the corpus test allows.
+# MP3 without a Xing/LAME tag states no encoder delay: its playing time is the span of all its
+# frames (117 x 576 samples = 3.056 s), what ffmpeg decodes and what the probe's scan measures.
+# Matroska states times in milliseconds: an Opus MKA measures 3.002 s (the 3.008 s Duration
+# less the 6.5 ms pre-skip), within the 30 ms the corpus test allows of the decoded 3.000 s.
 #
 # expected.tsv columns: file; format sniffed from the first 64 bytes (table extension, MKV
 # refined to MKA by probing; `-` = rejected at sniffing); duration_ms (`-` when failing);

@@ -26,6 +26,39 @@ pub mod media;
 /// The admin token of test servers.
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
+/// Which repository the server under test runs on: `ROUGHY_TEST_WIRING=memory` (the default)
+/// or `postgres` (a fresh database per test in a throwaway cluster shared by the run).
+/// `make test` runs the contract suite once with each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wiring {
+    /// The in-memory repository.
+    Memory,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl Wiring {
+    /// The wiring chosen by `ROUGHY_TEST_WIRING`.
+    ///
+    /// # Panics
+    /// On an unknown value: a typo must not silently test the other wiring.
+    pub fn from_env() -> Self {
+        match std::env::var("ROUGHY_TEST_WIRING").as_deref() {
+            Err(_) | Ok("") | Ok("memory") => Self::Memory,
+            Ok("postgres") => Self::Postgres,
+            Ok(other) => panic!("ROUGHY_TEST_WIRING must be memory or postgres, not {other:?}"),
+        }
+    }
+
+    /// The `ROUGHY_REPOSITORY` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
 /// A running server.
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`.
@@ -58,11 +91,19 @@ impl TestApp {
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let dir = data_dir.path().to_string_lossy().into_owned();
+        let wiring = Wiring::from_env();
+        let database_url = match wiring {
+            Wiring::Memory => None,
+            Wiring::Postgres => Some(roughy_postgres::testing::fresh_database_url().await),
+        };
         let mut config = Config::from_lookup(|k| match k {
             "ROUGHY_DATA_DIR" => Some(dir.clone()),
             "ROUGHY_ADMIN_TOKEN" => Some(ADMIN_TOKEN.to_owned()),
             "ROUGHY_REAPER_INTERVAL_SECS" => Some("1".to_owned()),
             "ROUGHY_HTTP_WORKERS" => Some("1".to_owned()),
+            "ROUGHY_DB_POOL_SIZE" => Some("4".to_owned()),
+            "ROUGHY_REPOSITORY" => Some(wiring.name().to_owned()),
+            "DATABASE_URL" => database_url.clone(),
             _ => None,
         })
         .expect("test config");

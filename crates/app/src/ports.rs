@@ -364,6 +364,10 @@ pub trait UploadLease: Send + Sync {
     /// Resolves when another request has asked for this upload: the holder should stop
     /// reading, keep what it stored, and drop the lease.
     fn stop_requested(&self) -> BoxFuture<'static, ()>;
+
+    /// Releases the lock and resolves once another request can take it (dropping the lease
+    /// releases too, but possibly later: a client's next request would wait for it).
+    fn release(self: Box<Self>) -> BoxFuture<'static, ()>;
 }
 
 /// One writer per upload at a time, with release requests (as tusd does).

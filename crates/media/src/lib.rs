@@ -1,23 +1,42 @@
-//! Media adapter: first-chunk sniffing and duration probing, in pure Rust.
+//! Media adapter: first-chunk sniffing and duration probing.
 //!
-//! [`SymphoniaInspector`] implements the [`MediaInspector`] port:
+//! [`SymphoniaInspector`] (the default, pure Rust) implements the [`MediaInspector`] port:
 //! - [`sniff`] decides the format from the first bytes of an upload (at least 64), using
 //!   `infer` where it is exact and small matchers of our own elsewhere;
 //! - `probe` measures the stored object with `symphonia`, off the async workers, reading
 //!   through the blob reader with bounded memory (the demuxers seek), and fails broken media
 //!   with a precise error code (see [`codes`]).
+//!
+//! [`FfprobeInspector`] is the optional alternative that lists the packets with FFmpeg's
+//! `ffprobe`; [`inspector_from_name`] picks one by its configured name.
 
+mod aiff;
+mod ffprobe;
 mod iso;
 mod mp3;
 mod probe;
 mod sniff;
 mod source;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use roughy_app::ports::{BlobReader, MediaInfo, MediaInspector, ProbeError};
 use roughy_domain::{AssetFailure, MediaFormat};
 
+pub use ffprobe::FfprobeInspector;
 pub use sniff::sniff;
+
+/// The inspector configured by name (`ROUGHY_MEDIA_PROBE`): `symphonia` (the pure-Rust
+/// default) or `ffprobe` ([`FfprobeInspector`], running `ffprobe` from the `PATH`); `None`
+/// for any other name.
+pub fn inspector_from_name(name: &str) -> Option<Arc<dyn MediaInspector>> {
+    match name {
+        "symphonia" => Some(Arc::new(SymphoniaInspector::new())),
+        "ffprobe" => Some(Arc::new(FfprobeInspector::new())),
+        _ => None,
+    }
+}
 
 /// The `error_code`s a probe can fail an asset with.
 pub mod codes {

@@ -2,7 +2,9 @@
 //!
 //! The duration is the container's exact statement when it has one, checked against a scan
 //! of every packet; the scan alone where the container only estimates (ADTS, MP3 without a
-//! Xing/Info header) or says nothing (fragmented MP4, live WebM).
+//! Xing/Info header) or says nothing (fragmented MP4, live WebM). Both are the true playing
+//! time: encoder delay and padding are trimmed where the file states them (LAME tag, Opus
+//! pre-skip).
 
 use std::collections::HashMap;
 use std::io::{self, Seek, SeekFrom};
@@ -25,7 +27,7 @@ use tracing::debug;
 
 use crate::codes;
 use crate::source::{BlobSource, IoFailure};
-use crate::{iso, mp3};
+use crate::{aiff, iso, mp3};
 
 /// How a probe runs.
 #[derive(Clone, Copy, Debug)]
@@ -41,10 +43,78 @@ const MAX_GAP_RATIO: f64 = 0.02;
 
 /// Measures `reader`, sniffed as `sniffed`.
 pub(crate) fn probe(
-    mut reader: Box<dyn BlobReader>,
+    reader: Box<dyn BlobReader>,
     sniffed: MediaFormat,
     options: Options,
 ) -> Result<MediaInfo, ProbeError> {
+    let mut opened = open(reader, sniffed, options)?;
+    let scan = scan(
+        opened.format.as_mut(),
+        &mut opened.clocks,
+        &opened.io_failure,
+    )?;
+    let measured = opened
+        .clocks
+        .values()
+        .map(TrackClock::end_secs)
+        .reduce(f64::max);
+    let evidence = Evidence {
+        stated: opened.stated_secs(),
+        complete_at: opened.complete_at(),
+        file_len: opened.file_len,
+        packets: scan.packets,
+        // The demuxer gave up on a packet that is not at the end of the data, or a decoder
+        // refused one. (A cut file ends cleanly, on the last whole packet.)
+        damage: scan.demux_error.or(scan.decode_error),
+        measured: measured.unwrap_or_default(),
+    };
+    debug!(?sniffed, ?evidence, "probed");
+    Ok(MediaInfo {
+        duration: verdict(&evidence)?,
+        format: refine(sniffed, opened.has_video),
+    })
+}
+
+/// A file opened by symphonia, its headers read, ready for the packet scan.
+pub(crate) struct Opened {
+    format: Box<dyn FormatReader>,
+    statement: Statement,
+    clocks: HashMap<u32, TrackClock>,
+    has_video: bool,
+    file_len: Option<u64>,
+    io_failure: IoFailure,
+}
+
+impl Opened {
+    /// The duration the file states exactly (the longest track's), when it does.
+    pub(crate) fn stated_secs(&self) -> Option<f64> {
+        match self.statement {
+            Statement::Tracks { .. } => self
+                .clocks
+                .values()
+                .filter_map(|c| c.stated_secs)
+                .reduce(f64::max),
+            Statement::Header(secs) => Some(secs),
+            Statement::Estimate => None,
+        }
+    }
+
+    /// The file size at which all the stated data is there, when the format says.
+    pub(crate) fn complete_at(&self) -> Option<u64> {
+        match self.statement {
+            Statement::Tracks { complete_at } => complete_at,
+            _ => None,
+        }
+    }
+}
+
+/// Opens `reader` with symphonia, sniffed as `sniffed`: reads what the file states (its
+/// headers, not its packets) and checks the codec matches the sniffed format.
+pub(crate) fn open(
+    mut reader: Box<dyn BlobReader>,
+    sniffed: MediaFormat,
+    options: Options,
+) -> Result<Opened, ProbeError> {
     if reader.byte_len() == Some(0) {
         return Err(failure(codes::UNREADABLE, "the file is empty"));
     }
@@ -60,9 +130,11 @@ pub(crate) fn probe(
     let mut hint = Hint::new();
     hint.with_extension(sniffed.extension());
     let format_options = FormatOptions {
-        // Trims encoder delay and padding where the file states them (LAME tag, Opus
-        // pre-skip): the true playing time.
-        enable_gapless: true,
+        // Trims encoder delay and padding where the file states them (the LAME tag): the true
+        // playing time. Not where the length is only an estimate: symphonia would cut the
+        // packets at its estimate (an MP3 without a Xing header would lose its last frame, or
+        // more), and the scan is what measures those files.
+        enable_gapless: !matches!(statement, Statement::Estimate),
         ..FormatOptions::default()
     };
     let probed = symphonia::default::get_probe()
@@ -79,11 +151,11 @@ pub(crate) fn probe(
             }
             _ => from_symphonia(&e, &io_failure, codes::UNREADABLE),
         })?;
-    let mut format = probed.format;
+    let format = probed.format;
 
     check_codec(format.as_ref(), sniffed)?;
     let has_video = format.tracks().iter().any(is_video);
-    let mut clocks: HashMap<u32, TrackClock> = format
+    let clocks: HashMap<u32, TrackClock> = format
         .tracks()
         .iter()
         .filter_map(|track| TrackClock::new(track, options.decode_audio).map(|c| (track.id, c)))
@@ -91,44 +163,58 @@ pub(crate) fn probe(
     if clocks.is_empty() {
         return Err(failure(codes::UNREADABLE, "no track with a timeline"));
     }
+    Ok(Opened {
+        format,
+        statement,
+        clocks,
+        has_video,
+        file_len,
+        io_failure,
+    })
+}
 
-    let scan = scan(format.as_mut(), &mut clocks, &io_failure)?;
-    let stated = match statement {
-        Statement::Tracks { .. } => clocks
-            .values()
-            .filter_map(|c| c.stated_secs)
-            .reduce(f64::max),
-        Statement::Movie(secs) => Some(secs),
-        Statement::Estimate => None,
-    };
-    let measured = clocks.values().map(TrackClock::end_secs).reduce(f64::max);
-    debug!(
-        ?sniffed,
-        ?stated,
-        ?measured,
-        packets = scan.packets,
-        "probed"
-    );
+/// What is known about a file once its packets were scanned, to be judged.
+#[derive(Debug)]
+pub(crate) struct Evidence {
+    /// The duration the file states exactly (seconds), when it does.
+    pub(crate) stated: Option<f64>,
+    /// The file size at which all the stated data is there, when the format says.
+    pub(crate) complete_at: Option<u64>,
+    /// The file's size.
+    pub(crate) file_len: Option<u64>,
+    /// Packets read, over all tracks.
+    pub(crate) packets: u64,
+    /// Why reading or decoding the packets failed before their end, if it did.
+    pub(crate) damage: Option<String>,
+    /// The playing time the packets reach (seconds).
+    pub(crate) measured: f64,
+}
 
-    if scan.packets == 0 {
+/// The duration to bill, or why the file fails: zero packets, damage, packets ending short of
+/// (or running past) the stated duration by more than max(0.5 s, 2 %), a zero duration. The
+/// stated duration wins where there is one; else the packets' span.
+pub(crate) fn verdict(evidence: &Evidence) -> Result<DurationMs, ProbeError> {
+    let Evidence {
+        stated,
+        complete_at,
+        file_len,
+        packets,
+        ref damage,
+        measured,
+    } = *evidence;
+    if packets == 0 {
         return Err(failure(codes::NO_DURATION, "the file holds no packets"));
     }
-    // The demuxer gave up on a packet that is not at the end of the data, or a decoder
-    // refused one: corrupt. (A cut file ends cleanly, on the last whole packet.) Checked
-    // before truncation because a garbled stretch that the demuxer skips also leaves the
-    // packets short of the stated duration.
-    if let Some(message) = scan.demux_error.or(scan.decode_error) {
-        return Err(failure(codes::CORRUPT, &message));
+    // Checked before truncation because a garbled stretch that the demuxer skips also leaves
+    // the packets short of the stated duration.
+    if let Some(message) = damage {
+        return Err(failure(codes::CORRUPT, message));
     }
-    let measured = measured.unwrap_or_default();
     if let Some(stated) = stated {
         if measured < stated - tolerance(stated) {
-            if let Statement::Tracks {
-                complete_at: Some(complete_at),
-            } = statement
-            {
-                // All the bytes are there: the demuxer skipped damaged frames.
-                if file_len.is_some_and(|len| len >= complete_at) {
+            // All the bytes are there: the demuxer skipped damaged frames.
+            if let (Some(complete_at), Some(len)) = (complete_at, file_len) {
+                if len >= complete_at {
                     return Err(failure(
                         codes::CORRUPT,
                         &format!(
@@ -160,12 +246,16 @@ pub(crate) fn probe(
     if duration.millis() == 0 {
         return Err(failure(codes::NO_DURATION, "the duration is zero"));
     }
-    let format = if sniffed == MediaFormat::Mkv && !has_video {
+    Ok(duration)
+}
+
+/// The format once probed: Matroska without a video track is Matroska audio.
+pub(crate) fn refine(sniffed: MediaFormat, has_video: bool) -> MediaFormat {
+    if sniffed == MediaFormat::Mkv && !has_video {
         MediaFormat::Mka
     } else {
         sniffed
-    };
-    Ok(MediaInfo { duration, format })
+    }
 }
 
 /// How far the packets may end from the stated duration: max(0.5 s, 2 %).
@@ -181,8 +271,9 @@ enum Statement {
         /// The file size at which all the stated data is there, when the format says.
         complete_at: Option<u64>,
     },
-    /// The ISO movie header: the presentation duration after edit lists.
-    Movie(f64),
+    /// The container header's exact duration in seconds: the ISO movie header (the
+    /// presentation duration after edit lists), the AIFF `COMM` chunk.
+    Header(f64),
     /// Only an estimate exists (ADTS, MP3 without a Xing/Info/VBRI header): the scan decides.
     Estimate,
 }
@@ -201,10 +292,15 @@ fn statement(reader: &mut dyn BlobReader, sniffed: MediaFormat) -> Result<Statem
         MediaFormat::Aac => Statement::Estimate,
         MediaFormat::M4a | MediaFormat::Mp4 | MediaFormat::Mov => {
             match iso::movie_duration(reader).map_err(transient)? {
-                Some(secs) => Statement::Movie(secs),
+                Some(secs) => Statement::Header(secs),
                 None => Statement::Tracks { complete_at: None },
             }
         }
+        // symphonia counts the `SSND` chunk's 8-byte prefix as samples.
+        MediaFormat::Aiff => match aiff::stated_duration(reader).map_err(transient)? {
+            Some(secs) => Statement::Header(secs),
+            None => Statement::Tracks { complete_at: None },
+        },
         _ => Statement::Tracks { complete_at: None },
     })
 }
@@ -282,8 +378,11 @@ fn scan(
 struct TrackClock {
     /// Timestamp units: the track's time base, else its sample rate.
     time_base: TimeBase,
-    /// The duration the container states for the track.
+    /// The duration the container states for the track (lead-in excluded).
     stated_secs: Option<f64>,
+    /// Seconds at the start of the track's timeline that are not played: the Opus pre-skip,
+    /// which symphonia's timestamps include.
+    lead_in_secs: f64,
     /// The end of the latest packet, in `time_base` units.
     end_ts: u64,
     /// Decodes the track's packets, when asked for and symphonia can.
@@ -304,10 +403,14 @@ impl TrackClock {
         let mut clock = Self {
             time_base,
             stated_secs: None,
+            lead_in_secs: opus_pre_skip_secs(params),
             end_ts: 0,
             decoder,
         };
-        clock.stated_secs = params.n_frames.filter(|n| *n > 0).map(|n| clock.secs(n));
+        clock.stated_secs = params
+            .n_frames
+            .filter(|n| *n > 0)
+            .map(|n| clock.played_secs(n));
         Some(clock)
     }
 
@@ -317,10 +420,40 @@ impl TrackClock {
         time.seconds as f64 + time.frac
     }
 
-    /// Where the packets reached, in seconds.
-    fn end_secs(&self) -> f64 {
-        self.secs(self.end_ts)
+    /// The playing time up to `ts`: `ts` in seconds, less the lead-in.
+    fn played_secs(&self, ts: u64) -> f64 {
+        (self.secs(ts) - self.lead_in_secs).max(0.0)
     }
+
+    /// The playing time the packets reached, in seconds.
+    fn end_secs(&self) -> f64 {
+        self.played_secs(self.end_ts)
+    }
+}
+
+/// The pre-skip of an Opus track in seconds (0 for other codecs).
+///
+/// Opus timestamps count the decoder's pre-roll, which is never played: RFC 7845 has the
+/// player discard the `pre_skip` samples (at 48 kHz) that the `OpusHead` states. symphonia
+/// 0.5 keeps them in both the stated length and the packet timestamps (in Ogg it reports the
+/// value as the codec's `delay`; in Matroska it leaves it in the `OpusHead` it passes on as
+/// extra data and ignores `CodecDelay`). The end padding is already excluded: Ogg's final
+/// granule position and Matroska's `Duration` (to its millisecond precision) stop at the last
+/// played sample.
+fn opus_pre_skip_secs(params: &CodecParameters) -> f64 {
+    if params.codec != CODEC_TYPE_OPUS {
+        return 0.0;
+    }
+    /// `OpusHead`: magic (8), version (1), channels (1), pre-skip (u16 LE), …
+    const PRE_SKIP_AT: usize = 10;
+    let from_head = params
+        .extra_data
+        .as_deref()
+        .filter(|head| head.starts_with(b"OpusHead"))
+        .and_then(|head| head.get(PRE_SKIP_AT..PRE_SKIP_AT + 2))
+        .map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let pre_skip = from_head.map(u32::from).or(params.delay).unwrap_or(0);
+    f64::from(pre_skip) / 48_000.0
 }
 
 /// A decoder for an audio track, when symphonia has one (it has none for Opus).
@@ -364,7 +497,7 @@ fn check_codec(format: &dyn FormatReader, sniffed: MediaFormat) -> Result<(), Pr
 }
 
 /// A final failure.
-fn failure(code: &str, message: &str) -> ProbeError {
+pub(crate) fn failure(code: &str, message: &str) -> ProbeError {
     ProbeError::Media(AssetFailure {
         code: code.to_owned(),
         message: message.to_owned(),

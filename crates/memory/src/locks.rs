@@ -148,6 +148,12 @@ impl UploadLease for InProcessUploadLease {
             let _ = stop.wait_for(|requested| *requested).await;
         })
     }
+
+    fn release(self: Box<Self>) -> BoxFuture<'static, ()> {
+        // Dropping frees the slot at once and wakes the waiters.
+        drop(self);
+        Box::pin(std::future::ready(()))
+    }
 }
 
 impl Drop for InProcessUploadLease {

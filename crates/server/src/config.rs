@@ -24,6 +24,15 @@ pub enum StorageConfig {
     Local(PathBuf),
 }
 
+/// Which repository adapter holds accounts, projects, assets and the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepositoryKind {
+    /// PostgreSQL: `DATABASE_URL`, or an embedded cluster under the data dir when unset.
+    Postgres,
+    /// In memory: lost when the process stops (demos, tests).
+    Memory,
+}
+
 /// The service configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -33,8 +42,12 @@ pub struct Config {
     pub public_url: Option<String>,
     /// `ROUGHY_DATA_DIR` (./var).
     pub data_dir: PathBuf,
-    /// `DATABASE_URL` (unset → embedded).
+    /// `ROUGHY_REPOSITORY` (postgres).
+    pub repository: RepositoryKind,
+    /// `DATABASE_URL` (unset → embedded cluster under `<data dir>/pg`).
     pub database_url: Option<SecretString>,
+    /// `ROUGHY_DB_POOL_SIZE` (16): connections per process.
+    pub db_pool_size: usize,
     /// `ROUGHY_STORAGE_URL` (file://<data dir>/blobs).
     pub storage: StorageConfig,
     /// `ROUGHY_ADMIN_TOKEN` (unset: `/admin` is 404).
@@ -53,6 +66,9 @@ pub struct Config {
     pub body_idle_timeout: Duration,
     /// `ROUGHY_REAPER_INTERVAL_SECS` (min(60, TTL/4), at least 1).
     pub reaper_interval: Duration,
+    /// `ROUGHY_MEDIA_PROBE` (symphonia): the media inspector, `symphonia` (pure Rust) or
+    /// `ffprobe` (the FFmpeg program, run as a subprocess).
+    pub media_probe: String,
     /// `ROUGHY_HTTP_WORKERS` (number of cores).
     pub http_workers: usize,
 }
@@ -98,7 +114,29 @@ impl Config {
         Ok(Self {
             bind,
             public_url,
-            database_url: var("DATABASE_URL").map(SecretString::from),
+            repository: parse(&var, "ROUGHY_REPOSITORY", "postgres", |v| match v {
+                "postgres" => Ok(RepositoryKind::Postgres),
+                "memory" => Ok(RepositoryKind::Memory),
+                _ => Err("must be postgres or memory".to_owned()),
+            })?,
+            database_url: match var("DATABASE_URL") {
+                None => None,
+                Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                    Some(SecretString::from(url))
+                }
+                Some(_) => {
+                    return Err(ConfigError {
+                        variable: "DATABASE_URL",
+                        reason: "must be a postgres:// URL".into(),
+                    })
+                }
+            },
+            db_pool_size: parse(&var, "ROUGHY_DB_POOL_SIZE", "16", |v| {
+                match v.parse::<usize>() {
+                    Ok(n) if (1..=1000).contains(&n) => Ok(n),
+                    _ => Err("must be a whole number from 1 to 1000".to_owned()),
+                }
+            })?,
             storage,
             admin_token: var("ROUGHY_ADMIN_TOKEN").map(SecretString::from),
             signing_key: var("ROUGHY_SIGNING_KEY").map(SecretString::from),
@@ -126,6 +164,10 @@ impl Config {
             })?,
             body_idle_timeout: secs("ROUGHY_BODY_IDLE_TIMEOUT_SECS", 60)?,
             reaper_interval: secs("ROUGHY_REAPER_INTERVAL_SECS", default_reaper)?,
+            media_probe: parse(&var, "ROUGHY_MEDIA_PROBE", "symphonia", |v| match v {
+                "symphonia" | "ffprobe" => Ok(v.to_owned()),
+                _ => Err("must be symphonia or ffprobe".to_owned()),
+            })?,
             http_workers: parse(&var, "ROUGHY_HTTP_WORKERS", "0", |v| {
                 v.parse::<usize>()
                     .map_err(|_| "must be a whole number".to_owned())
@@ -211,6 +253,8 @@ mod tests {
         assert!(!c.trust_proxy);
         assert!(c.admin_token.is_none());
         assert_eq!(c.reaper_interval, Duration::from_secs(60));
+        assert_eq!(c.repository, RepositoryKind::Postgres);
+        assert!(c.database_url.is_none());
     }
 
     #[test]
@@ -223,6 +267,10 @@ mod tests {
             ("ROUGHY_TRUST_PROXY", "yes please"),
             ("ROUGHY_STORAGE_URL", "gopher://x"),
             ("ROUGHY_CORS_ORIGINS", "example.com"),
+            ("ROUGHY_REPOSITORY", "mongo"),
+            ("DATABASE_URL", "mysql://x"),
+            ("ROUGHY_DB_POOL_SIZE", "0"),
+            ("ROUGHY_MEDIA_PROBE", "mediainfo"),
         ] {
             let err = config(&[(k, v)]).unwrap_err();
             assert_eq!(err.variable, k);

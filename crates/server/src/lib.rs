@@ -5,8 +5,9 @@
 //! same `Application` with a port-0 listener and their own overrides.
 
 pub mod config;
+mod repository;
 mod startup;
 mod workers;
 
-pub use config::{Config, ConfigError, StorageConfig};
+pub use config::{Config, ConfigError, RepositoryKind, StorageConfig};
 pub use startup::{Application, Overrides};

@@ -14,10 +14,11 @@ use roughy_app::{Clock, Ingest, IngestConfig, IngestPorts, SystemClock};
 use roughy_blobstore::{HmacDownloadLinks, LocalBlobStore};
 use roughy_domain::AdminToken;
 use roughy_http::{HttpSettings, HttpState};
-use roughy_media::SymphoniaInspector;
-use roughy_memory::{InProcessUploadLocks, MemoryRepository, NotifyJobSignal};
+use roughy_memory::NotifyJobSignal;
+use roughy_postgres::EmbeddedPostgres;
 
 use crate::config::{Config, StorageConfig};
+use crate::repository::Repository;
 use crate::workers;
 
 /// What tests (or embedders) may replace.
@@ -44,6 +45,7 @@ pub struct Application {
     workers: Vec<JoinHandle<()>>,
     stop_workers: watch::Sender<bool>,
     ingest: Ingest,
+    embedded: Option<EmbeddedPostgres>,
 }
 
 impl std::fmt::Debug for Application {
@@ -81,13 +83,6 @@ impl Application {
                 config.data_dir.display()
             )
         })?;
-        if config.database_url.is_some() {
-            anyhow::bail!(
-                "invalid DATABASE_URL: this build has no PostgreSQL adapter yet; unset it to use the in-memory repository"
-            );
-        }
-        tracing::warn!("repository: in memory (data is lost when the process stops)");
-
         let StorageConfig::Local(blob_root) = &config.storage;
         let blobs = Arc::new(LocalBlobStore::new(blob_root.clone()).map_err(|e| {
             anyhow::anyhow!("failed to open blob storage {}: {e}", blob_root.display())
@@ -102,20 +97,22 @@ impl Application {
         let links = HmacDownloadLinks::new(signing_key)
             .map_err(|e| anyhow::anyhow!("invalid ROUGHY_SIGNING_KEY: {e}"))?;
 
-        let repository = Arc::new(MemoryRepository::new());
+        let repository = Repository::open(&config).await?;
         let signal = Arc::new(NotifyJobSignal::new());
         let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let ports = IngestPorts {
-            accounts: repository.clone(),
-            projects: repository.clone(),
-            assets: repository.clone(),
-            uploads: repository.clone(),
-            jobs: repository.clone(),
-            purges: repository,
-            locks: Arc::new(InProcessUploadLocks::new()),
+            accounts: repository.accounts.clone(),
+            projects: repository.projects.clone(),
+            assets: repository.assets.clone(),
+            uploads: repository.uploads.clone(),
+            jobs: repository.jobs.clone(),
+            purges: repository.purges.clone(),
+            locks: repository.locks.clone(),
             sink: blobs.clone(),
             blobs: blobs.clone(),
-            media: Arc::new(SymphoniaInspector::new()),
+            media: roughy_media::inspector_from_name(&config.media_probe).ok_or_else(|| {
+                anyhow::anyhow!("invalid ROUGHY_MEDIA_PROBE: {}", config.media_probe)
+            })?,
             links: Arc::new(links),
             job_signal: signal.clone(),
             clock,
@@ -141,7 +138,10 @@ impl Application {
                 cors_origins: config.cors_origins.clone(),
                 body_idle_timeout: config.body_idle_timeout,
             },
-            readiness: vec![Arc::new(BlobHealth(blobs)) as Arc<dyn HealthCheck>],
+            readiness: vec![
+                repository.health.clone(),
+                Arc::new(BlobHealth(blobs)) as Arc<dyn HealthCheck>,
+            ],
         };
         let listener = match overrides.listener {
             Some(l) => l,
@@ -187,6 +187,7 @@ impl Application {
             workers,
             stop_workers,
             ingest,
+            embedded: repository.embedded,
         })
     }
 
@@ -216,6 +217,16 @@ impl Application {
         let _ = self.stop_workers.send(true);
         for worker in self.workers {
             let _ = worker.await;
+        }
+        if let Some(cluster) = self.embedded {
+            tracing::info!("stopping the embedded PostgreSQL cluster");
+            match tokio::task::spawn_blocking(move || cluster.stop()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "embedded PostgreSQL did not stop cleanly")
+                }
+                Err(e) => tracing::warn!(error = %e, "embedded PostgreSQL stop task failed"),
+            }
         }
         tracing::info!("shut down");
         result

@@ -9,7 +9,7 @@ use roughy_domain::{AccountId, Upload, UploadId, UploadState};
 
 use super::Ingest;
 use crate::error::IngestError;
-use crate::ports::{AppendStop, BodyError, ByteStream, GoneReason, UploadLookup};
+use crate::ports::{AppendStop, BodyError, ByteStream, GoneReason, UploadLease, UploadLookup};
 
 /// What HEAD and a successful PATCH report.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,9 +63,12 @@ impl Ingest {
             return Ok(UploadView::of(&upload));
         }
         let lease = self.ports.locks.acquire(id).await?;
-        let view = UploadView::of(&self.live_upload(account, id).await?);
-        drop(lease);
-        Ok(view)
+        let view = self
+            .live_upload(account, id)
+            .await
+            .map(|u| UploadView::of(&u));
+        lease.release().await;
+        view
     }
 
     /// Appends one chunk (PATCH).
@@ -92,6 +95,24 @@ impl Ingest {
         // Cheap refusals first, without taking the lock.
         self.live_upload(account, id).await?;
         let lease = self.ports.locks.acquire(id).await?;
+        let result = self
+            .append_locked(account, id, claimed_offset, chunk_len, body, lease.as_ref())
+            .await;
+        // Released before answering, so the client's next request finds the upload free.
+        lease.release().await;
+        result
+    }
+
+    /// The PATCH under the upload's lock.
+    async fn append_locked(
+        &self,
+        account: &AccountId,
+        id: &UploadId,
+        claimed_offset: u64,
+        chunk_len: Option<u64>,
+        body: ByteStream<'_>,
+        lease: &dyn UploadLease,
+    ) -> Result<UploadView, IngestError> {
         // Read again under the lock: the previous holder may have moved the offset.
         let upload = self.live_upload(account, id).await?;
         if upload.state == UploadState::Completed {
@@ -195,7 +216,6 @@ impl Ingest {
             tracing::info!(upload = %id, asset = %upload.asset_id, size, "upload finalised; processing queued");
             view.expires_at = None;
         }
-        drop(lease);
         Ok(view)
     }
 
@@ -224,8 +244,9 @@ impl Ingest {
             .ports
             .uploads
             .discard_upload(id, GoneReason::Terminated, None, at)
-            .await?;
-        drop(lease);
+            .await;
+        lease.release().await;
+        let purge = purge?;
         match purge {
             Some(purge) => self.purge(&purge).await,
             None => {

@@ -124,6 +124,10 @@ impl UploadLease for FakeLease {
             Self::StopRequested => future::ready(()).boxed(),
         }
     }
+
+    fn release(self: Box<Self>) -> BoxFuture<'static, ()> {
+        future::ready(()).boxed()
+    }
 }
 
 /// A stored object read back for probing.

@@ -1,0 +1,16 @@
+#![doc = include_str!("../README.md")]
+
+mod config;
+pub mod embedded;
+mod error;
+mod locks;
+mod repository;
+mod rows;
+mod schema;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use config::PgConfig;
+pub use embedded::{EmbeddedError, EmbeddedOptions, EmbeddedPostgres};
+pub use locks::{PgUploadLease, PgUploadLocks, UploadLockSettings};
+pub use repository::{ConnectError, PgRepository, MIGRATIONS};

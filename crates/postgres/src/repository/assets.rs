@@ -1,0 +1,146 @@
+//! Assets: create (with the upload), read, list, delete.
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use time::OffsetDateTime;
+
+use roughy_app::ports::{AssetFilter, AssetRepo, GoneReason, Purge, RepoError};
+use roughy_app::{Cursor, Page, PageRequest};
+use roughy_domain::{AccountId, Asset, AssetId, Upload};
+
+use super::{bury, Deleted, PgRepository};
+use crate::error::{db_error, StoreError};
+use crate::rows::{overfetch, AssetRow, UploadRow};
+use crate::schema::{assets, upload_tombstones, uploads};
+
+#[async_trait]
+impl AssetRepo for PgRepository {
+    #[tracing::instrument(skip_all, fields(asset = %asset.id, project = %asset.project_id))]
+    async fn create_asset(&self, asset: &Asset, upload: &Upload) -> Result<(), RepoError> {
+        if upload.id != asset.upload_id
+            || upload.asset_id != asset.id
+            || upload.account_id != asset.account_id
+        {
+            return Err(RepoError::Conflict(format!(
+                "upload {} does not belong to asset {}",
+                upload.id, asset.id
+            )));
+        }
+        let asset_row = AssetRow::try_from(asset)?;
+        let upload_row = UploadRow::try_from(upload)?;
+        let mut conn = self.conn().await?;
+        conn.transaction::<_, StoreError, _>(async |conn| {
+            // A project that is not the asset's account's fails the (project_id, account_id)
+            // foreign key: `NotFound`. Inserting first keeps that answer ahead of a conflict.
+            diesel::insert_into(assets::table)
+                .values(&asset_row)
+                .execute(conn)
+                .await?;
+            // A tombstoned upload id stays taken: it must keep answering 410.
+            let buried: i64 = upload_tombstones::table
+                .find(upload.id.as_str())
+                .count()
+                .get_result(conn)
+                .await?;
+            if buried > 0 {
+                return Err(
+                    RepoError::Conflict(format!("upload {} existed before", upload.id)).into(),
+                );
+            }
+            diesel::insert_into(uploads::table)
+                .values(&upload_row)
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(asset = %id, account = %account))]
+    async fn get_asset(
+        &self,
+        account: &AccountId,
+        id: &AssetId,
+    ) -> Result<Option<Asset>, RepoError> {
+        let mut conn = self.conn().await?;
+        assets::table
+            .find(id.as_str())
+            .filter(assets::account_id.eq(account.as_str()))
+            .select(AssetRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(db_error)?
+            .map(Asset::try_from)
+            .transpose()
+    }
+
+    #[tracing::instrument(skip_all, fields(account = %account, limit = page.limit))]
+    async fn list_assets(
+        &self,
+        account: &AccountId,
+        filter: &AssetFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Asset>, RepoError> {
+        let mut conn = self.conn().await?;
+        let mut query = assets::table
+            .filter(assets::account_id.eq(account.as_str()))
+            .select(AssetRow::as_select())
+            .order((assets::created_at.desc(), assets::id.desc()))
+            .limit(overfetch(page.limit))
+            .into_boxed();
+        if let Some(project) = &filter.project_id {
+            query = query.filter(assets::project_id.eq(project.as_str()));
+        }
+        if let Some(state) = filter.state {
+            query = query.filter(assets::state.eq(state.as_str()));
+        }
+        if let Some(cursor) = &page.cursor {
+            query = query.filter(
+                assets::created_at
+                    .lt(cursor.created_at)
+                    .or(assets::created_at
+                        .eq(cursor.created_at)
+                        .and(assets::id.lt(cursor.id.as_str()))),
+            );
+        }
+        let rows = query.load(&mut conn).await.map_err(db_error)?;
+        let items = rows
+            .into_iter()
+            .map(Asset::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetch(items, page.limit, |a| Cursor {
+            created_at: a.created_at,
+            id: a.id.as_str().to_owned(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(asset = %id, account = %account))]
+    async fn delete_asset(
+        &self,
+        account: &AccountId,
+        id: &AssetId,
+        at: OffsetDateTime,
+    ) -> Result<Option<Purge>, RepoError> {
+        let mut conn = self.conn().await?;
+        let purge = conn
+            .transaction::<_, StoreError, _>(async |conn| {
+                // The upload and the job go by cascade, in this transaction.
+                let deleted: Deleted = diesel::delete(
+                    assets::table
+                        .find(id.as_str())
+                        .filter(assets::account_id.eq(account.as_str())),
+                )
+                .returning((assets::id, assets::account_id, assets::upload_id))
+                .get_results(conn)
+                .await?;
+                Ok(bury(conn, deleted, GoneReason::AssetDeleted, at)
+                    .await?
+                    .pop())
+            })
+            .await?;
+        Ok(purge)
+    }
+}

@@ -1,0 +1,282 @@
+//! [`PgRepository`]: every repository port over one connection pool.
+//!
+//! Each port method is one transaction (or one statement). Methods that change several rows
+//! lock what they read (`SELECT … FOR UPDATE`) and call the pure rules of `roughy-domain`
+//! (`Asset` transitions, `billing::settle`, `billing::activation_plan`) inside the transaction,
+//! so the rule lives once and the atomicity lives here. A refused transition returns an error,
+//! which rolls the whole transaction back.
+//!
+//! Rows are always locked in the same order, so two use cases never wait on each other in a
+//! cycle: asset, then its job, then its account (`complete_job`); account, then its waiting
+//! assets (`top_up`, which never touches a `processing` asset); a deletion locks the asset and
+//! its cascade takes the job.
+
+mod accounts;
+mod assets;
+mod jobs;
+mod projects;
+mod purges;
+mod uploads;
+
+use std::fmt;
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+use diesel::ConnectionError;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use thiserror::Error;
+use time::OffsetDateTime;
+
+use roughy_app::ports::{GoneReason, HealthCheck, Purge, RepoError};
+
+use crate::config::{redact, PgConfig};
+use crate::error::{pool_error, StoreError};
+use crate::rows::{gone_reason_name, purge};
+use crate::schema::{purge_outbox, upload_tombstones};
+
+/// The SQL migrations of `migrations/` at the workspace root, compiled in.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
+
+/// Key of the advisory lock that serialises migrations when several processes start at once.
+const MIGRATION_LOCK: i64 = 0x526f_7567_6879; // "Roughy"
+
+/// Why the repository could not be set up.
+#[derive(Debug, Error)]
+pub enum ConnectError {
+    /// The database could not be reached.
+    #[error("cannot connect to PostgreSQL at {url}: {source}")]
+    Connect {
+        /// The URL, password redacted.
+        url: String,
+        /// The cause.
+        #[source]
+        source: ConnectionError,
+    },
+    /// Applying the migrations failed.
+    #[error("cannot migrate the database schema: {0}")]
+    Migrate(String),
+    /// The pool could not be built.
+    #[error("cannot build the connection pool: {0}")]
+    Pool(String),
+}
+
+/// The PostgreSQL adapter of `AccountRepo`, `ProjectRepo`, `AssetRepo`, `UploadRepo`,
+/// `JobRepo`, `PurgeQueue` and `HealthCheck`.
+///
+/// Clones share one pool, so one value can be handed to every port.
+#[derive(Clone)]
+pub struct PgRepository {
+    pool: Pool<AsyncPgConnection>,
+}
+
+impl fmt::Debug for PgRepository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = self.pool.status();
+        f.debug_struct("PgRepository")
+            .field("max_size", &status.max_size)
+            .field("size", &status.size)
+            .field("available", &status.available)
+            .finish()
+    }
+}
+
+type Connection = Object<AsyncPgConnection>;
+
+impl PgRepository {
+    /// Connects, applies the pending migrations (serialised across processes by an advisory
+    /// lock) and builds the pool.
+    ///
+    /// # Errors
+    /// `ConnectError` when the database cannot be reached, the schema cannot be migrated or
+    /// the pool cannot be built.
+    #[tracing::instrument(skip_all, fields(url = %redact(&config.url)))]
+    pub async fn connect(config: &PgConfig) -> Result<Self, ConnectError> {
+        migrate(&config.url).await?;
+        let pool = build_pool(config)?;
+        let repo = Self { pool };
+        // Fail start-up on a bad setting (e.g. statement_timeout) rather than on first use.
+        drop(
+            repo.conn()
+                .await
+                .map_err(|e| ConnectError::Pool(e.to_string()))?,
+        );
+        tracing::info!("connected to PostgreSQL");
+        Ok(repo)
+    }
+
+    /// A pooled connection. Every pool failure is `Unavailable` (503).
+    pub(crate) async fn conn(&self) -> Result<Connection, RepoError> {
+        self.pool.get().await.map_err(pool_error)
+    }
+
+    /// The pool, for adapters that share it (the upload locks).
+    pub(crate) fn pool(&self) -> &Pool<AsyncPgConnection> {
+        &self.pool
+    }
+}
+
+/// Builds the pool with explicit size and timeouts; each new connection gets the statement
+/// timeout, so a runaway query cannot hold a connection (and its locks) forever.
+fn build_pool(config: &PgConfig) -> Result<Pool<AsyncPgConnection>, ConnectError> {
+    let statement_timeout_ms = config.statement_timeout.as_millis();
+    let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
+    manager_config.recycling_method = RecyclingMethod::Verified;
+    manager_config.custom_setup = Box::new(move |url| {
+        let url = url.to_owned();
+        Box::pin(async move {
+            let mut conn = AsyncPgConnection::establish(&url).await?;
+            diesel::sql_query(format!("SET statement_timeout = {statement_timeout_ms}"))
+                .execute(&mut conn)
+                .await
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        })
+    });
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
+        &config.url,
+        manager_config,
+    );
+    Pool::builder(manager)
+        .max_size(config.max_size)
+        .wait_timeout(Some(config.wait_timeout))
+        .create_timeout(Some(config.create_timeout))
+        .recycle_timeout(Some(config.recycle_timeout))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| ConnectError::Pool(e.to_string()))
+}
+
+/// Applies the pending migrations over a dedicated connection.
+async fn migrate(url: &str) -> Result<(), ConnectError> {
+    let mut conn =
+        AsyncPgConnection::establish(url)
+            .await
+            .map_err(|source| ConnectError::Connect {
+                url: redact(url),
+                source,
+            })?;
+    // Two processes starting together must not both create the tables.
+    diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+        .execute(&mut conn)
+        .await
+        .map_err(|e| ConnectError::Migrate(e.to_string()))?;
+    // Diesel's migration harness is synchronous: run it through the wrapper on a blocking
+    // thread, so no libpq is linked and the async workers are not blocked.
+    let wrapper: AsyncConnectionWrapper<AsyncPgConnection> = AsyncConnectionWrapper::from(conn);
+    let (applied, wrapper) = tokio::task::spawn_blocking(move || {
+        let mut wrapper = wrapper;
+        let applied = wrapper
+            .run_pending_migrations(MIGRATIONS)
+            .map(|versions| versions.len())
+            .map_err(|e| e.to_string());
+        (applied, wrapper)
+    })
+    .await
+    .map_err(|e| ConnectError::Migrate(format!("the migration task failed: {e}")))?;
+    let mut conn = wrapper.into_inner();
+    // The lock also goes with the connection; unlocking is just quicker.
+    let _ = diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+        .execute(&mut conn)
+        .await;
+    let applied = applied.map_err(ConnectError::Migrate)?;
+    if applied > 0 {
+        tracing::info!(applied, "applied database migrations");
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl HealthCheck for PgRepository {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        let mut conn = self.conn().await.map_err(|e| e.to_string())?;
+        diesel::sql_query("SELECT 1")
+            .execute(&mut conn)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// A tombstone, written when an upload's rows are deleted.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = upload_tombstones)]
+struct NewTombstone<'a> {
+    id: &'a str,
+    account_id: &'a str,
+    reason: &'a str,
+    at: OffsetDateTime,
+}
+
+/// An outbox entry, written with the deletion of rows whose bytes must be purged.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = purge_outbox)]
+struct NewPurge<'a> {
+    asset_id: &'a str,
+    upload_id: &'a str,
+    created_at: OffsetDateTime,
+}
+
+/// What a deletion of assets returns: `(asset id, account id, upload id)` of each.
+type Deleted = Vec<(String, String, String)>;
+
+/// Finishes a deletion of assets (their uploads and jobs went by cascade): leaves a tombstone
+/// for each upload and records each purge in the outbox, in the caller's transaction.
+async fn bury(
+    conn: &mut AsyncPgConnection,
+    deleted: Deleted,
+    reason: GoneReason,
+    at: OffsetDateTime,
+) -> Result<Vec<Purge>, StoreError> {
+    if deleted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let reason = gone_reason_name(reason);
+    let tombstones: Vec<_> = deleted
+        .iter()
+        .map(|(_, account, upload)| NewTombstone {
+            id: upload,
+            account_id: account,
+            reason,
+            at,
+        })
+        .collect();
+    diesel::insert_into(upload_tombstones::table)
+        .values(&tombstones)
+        .on_conflict(upload_tombstones::id)
+        .do_update()
+        .set((
+            upload_tombstones::account_id.eq(excluded(upload_tombstones::account_id)),
+            upload_tombstones::reason.eq(excluded(upload_tombstones::reason)),
+            upload_tombstones::at.eq(excluded(upload_tombstones::at)),
+        ))
+        .execute(conn)
+        .await?;
+    let purges: Vec<_> = deleted
+        .iter()
+        .map(|(asset, _, upload)| NewPurge {
+            asset_id: asset,
+            upload_id: upload,
+            created_at: at,
+        })
+        .collect();
+    diesel::insert_into(purge_outbox::table)
+        .values(&purges)
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    deleted
+        .into_iter()
+        .map(|(asset, _, upload)| purge(asset, upload).map_err(StoreError::from))
+        .collect()
+}

@@ -1,0 +1,240 @@
+//! TUS uploads: lookup with tombstones, progress, finalisation (with the job), discarding,
+//! expiry.
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use time::OffsetDateTime;
+
+use roughy_app::ports::{GoneReason, Purge, RepoError, UploadLookup, UploadRepo};
+use roughy_domain::{AccountId, Asset, MediaFormat, Upload, UploadId, UploadState};
+
+use super::{bury, Deleted, PgRepository};
+use crate::error::{conflict, db_error, StoreError};
+use crate::rows::{
+    parse_gone_reason, stored_id, to_i64, upload_state_name, AssetChanges, AssetRow, UploadRow,
+};
+use crate::schema::{assets, jobs, upload_tombstones, uploads};
+
+/// The stored name of the active state.
+fn active() -> &'static str {
+    upload_state_name(UploadState::Active)
+}
+
+/// The upload, locked, if it is still taking bytes; else `NotFound`.
+async fn lock_active(conn: &mut AsyncPgConnection, id: &UploadId) -> Result<Upload, StoreError> {
+    let row: Option<UploadRow> = uploads::table
+        .find(id.as_str())
+        .filter(uploads::state.eq(active()))
+        .select(UploadRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(Upload::try_from(row.ok_or(RepoError::NotFound)?)?)
+}
+
+/// The upload's asset, locked.
+async fn lock_asset(conn: &mut AsyncPgConnection, upload: &Upload) -> Result<Asset, StoreError> {
+    let row: Option<AssetRow> = assets::table
+        .find(upload.asset_id.as_str())
+        .select(AssetRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(Asset::try_from(row.ok_or(RepoError::NotFound)?)?)
+}
+
+/// A new processing job.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = jobs)]
+struct NewJob<'a> {
+    asset_id: &'a str,
+    available_at: OffsetDateTime,
+    attempts: i32,
+}
+
+#[async_trait]
+impl UploadRepo for PgRepository {
+    #[tracing::instrument(skip_all, fields(upload = %id, account = %account))]
+    async fn find_upload(
+        &self,
+        account: &AccountId,
+        id: &UploadId,
+    ) -> Result<UploadLookup, RepoError> {
+        let mut conn = self.conn().await?;
+        let live: Option<UploadRow> = uploads::table
+            .find(id.as_str())
+            .filter(uploads::account_id.eq(account.as_str()))
+            .select(UploadRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(db_error)?;
+        if let Some(row) = live {
+            return Ok(UploadLookup::Live(Upload::try_from(row)?));
+        }
+        // Another account's tombstone answers as never issued: existence never leaks.
+        let reason: Option<String> = upload_tombstones::table
+            .find(id.as_str())
+            .filter(upload_tombstones::account_id.eq(account.as_str()))
+            .select(upload_tombstones::reason)
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(db_error)?;
+        Ok(match reason {
+            Some(reason) => UploadLookup::Gone(parse_gone_reason(&reason)?),
+            None => UploadLookup::Unknown,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(upload = %id, ?format))]
+    async fn identify_upload(&self, id: &UploadId, format: MediaFormat) -> Result<(), RepoError> {
+        let mut conn = self.conn().await?;
+        conn.transaction::<_, StoreError, _>(async |conn| {
+            let upload = lock_active(conn, id).await?;
+            let mut asset = lock_asset(conn, &upload).await?;
+            asset.identify(format).map_err(conflict)?;
+            diesel::update(assets::table.find(asset.id.as_str()))
+                .set(AssetChanges::try_from(&asset)?)
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(upload = %id, offset))]
+    async fn record_progress(
+        &self,
+        id: &UploadId,
+        offset: u64,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), RepoError> {
+        let stored_offset = to_i64(offset)?;
+        let mut conn = self.conn().await?;
+        conn.transaction::<_, StoreError, _>(async |conn| {
+            let upload = lock_active(conn, id).await?;
+            if offset > upload.length.get() {
+                return Err(RepoError::Conflict(format!(
+                    "offset {offset} is past the upload length {}",
+                    upload.length.get()
+                ))
+                .into());
+            }
+            diesel::update(uploads::table.find(id.as_str()))
+                .set((
+                    uploads::upload_offset.eq(stored_offset),
+                    uploads::expires_at.eq(expires_at),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(upload = %id, size))]
+    async fn finalize_upload(
+        &self,
+        id: &UploadId,
+        size: u64,
+        at: OffsetDateTime,
+    ) -> Result<(), RepoError> {
+        let mut conn = self.conn().await?;
+        conn.transaction::<_, StoreError, _>(async |conn| {
+            let upload = lock_active(conn, id).await?;
+            let mut asset = lock_asset(conn, &upload).await?;
+            asset.finish_upload(size).map_err(conflict)?;
+            diesel::update(assets::table.find(asset.id.as_str()))
+                .set(AssetChanges::try_from(&asset)?)
+                .execute(conn)
+                .await?;
+            diesel::update(uploads::table.find(id.as_str()))
+                .set((
+                    uploads::state.eq(upload_state_name(UploadState::Completed)),
+                    uploads::upload_offset.eq(uploads::length),
+                ))
+                .execute(conn)
+                .await?;
+            // The job is queued with the state change: a crash after the commit still has it.
+            diesel::insert_into(jobs::table)
+                .values(NewJob {
+                    asset_id: asset.id.as_str(),
+                    available_at: at,
+                    attempts: 0,
+                })
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(upload = %id, ?reason))]
+    async fn discard_upload(
+        &self,
+        id: &UploadId,
+        reason: GoneReason,
+        expired_before: Option<OffsetDateTime>,
+        at: OffsetDateTime,
+    ) -> Result<Option<Purge>, RepoError> {
+        let mut conn = self.conn().await?;
+        let purge = conn
+            .transaction::<_, StoreError, _>(async |conn| {
+                let upload = match lock_active(conn, id).await {
+                    Ok(upload) => upload,
+                    Err(StoreError::Repo(RepoError::NotFound)) => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                // The reaper listed it as expired earlier; a PATCH may have refreshed it since.
+                // The row lock above makes this check and the delete one step.
+                if expired_before.is_some_and(|before| upload.expires_at >= before) {
+                    return Ok(None);
+                }
+                let deleted: Deleted = diesel::delete(assets::table.find(upload.asset_id.as_str()))
+                    .returning((assets::id, assets::account_id, assets::upload_id))
+                    .get_results(conn)
+                    .await?;
+                Ok(bury(conn, deleted, reason, at).await?.pop())
+            })
+            .await?;
+        Ok(purge)
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn expired_uploads(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<UploadId>, RepoError> {
+        let mut conn = self.conn().await?;
+        // Longest expired first, so a limited batch is deterministic.
+        let ids: Vec<String> = uploads::table
+            .filter(uploads::state.eq(active()))
+            .filter(uploads::expires_at.lt(now))
+            .order((uploads::expires_at.asc(), uploads::id.asc()))
+            .select(uploads::id)
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .load(&mut conn)
+            .await
+            .map_err(db_error)?;
+        ids.into_iter().map(|id| stored_id!(UploadId, id)).collect()
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn prune_tombstones(&self, before: OffsetDateTime) -> Result<u64, RepoError> {
+        let mut conn = self.conn().await?;
+        let pruned =
+            diesel::delete(upload_tombstones::table.filter(upload_tombstones::at.lt(before)))
+                .execute(&mut conn)
+                .await
+                .map_err(db_error)?;
+        Ok(pruned as u64)
+    }
+}

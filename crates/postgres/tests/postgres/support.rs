@@ -1,0 +1,226 @@
+//! Fixtures: a throwaway PostgreSQL cluster shared by the test binary, a database of its own
+//! for each test, and helpers that drive rows into each lifecycle state.
+
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+use roughy_app::ports::{
+    AccountRepo, AssetRepo, JobOutcome, JobRepo, ProjectRepo, UploadLookup, UploadRepo,
+};
+use roughy_app::PageRequest;
+use roughy_domain::{
+    Account, AccountId, Asset, AssetState, DurationMs, LedgerEntry, MediaFormat, Project,
+    ProjectId, SizeBytes, Upload, UploadState,
+};
+use roughy_postgres::PgRepository;
+
+use crate::cluster;
+
+/// `secs` seconds after a fixed instant.
+pub fn at(secs: i64) -> OffsetDateTime {
+    datetime!(2026-01-01 00:00 UTC) + Duration::seconds(secs)
+}
+
+/// The first page of `limit` items.
+pub fn first(limit: usize) -> PageRequest {
+    PageRequest {
+        limit,
+        cursor: None,
+    }
+}
+
+/// A duration of whole minutes (the charge is the number of minutes).
+pub fn minutes(n: u64) -> DurationMs {
+    DurationMs::from_millis(n * 60_000)
+}
+
+/// The declared size of every test upload.
+pub const SIZE: u64 = 1_000;
+
+/// A repository over a database of its own, and helpers over it.
+#[derive(Clone, Debug)]
+pub struct World {
+    pub repo: PgRepository,
+}
+
+impl World {
+    pub async fn new() -> Self {
+        Self {
+            repo: cluster::fresh_repository().await,
+        }
+    }
+
+    pub async fn account(&self) -> AccountId {
+        let account = Account {
+            id: AccountId::generate(),
+            name: None,
+            created_at: at(0),
+        };
+        self.repo
+            .create_account(&account)
+            .await
+            .expect("the repository answers");
+        account.id
+    }
+
+    pub async fn project(&self, account: &AccountId, created: OffsetDateTime) -> ProjectId {
+        let project = Project {
+            id: ProjectId::generate(),
+            account_id: account.clone(),
+            name: None,
+            created_at: created,
+        };
+        self.repo
+            .create_project(&project)
+            .await
+            .expect("the repository answers");
+        project.id
+    }
+
+    /// An asset and its upload, not stored.
+    pub fn draft(
+        &self,
+        account: &AccountId,
+        project: &ProjectId,
+        created: OffsetDateTime,
+    ) -> (Asset, Upload) {
+        let asset = Asset::new(
+            account.clone(),
+            project.clone(),
+            SizeBytes::new(SIZE).expect("a valid size"),
+            None,
+            created,
+        );
+        let upload = Upload {
+            id: asset.upload_id.clone(),
+            asset_id: asset.id.clone(),
+            account_id: account.clone(),
+            length: asset.declared_size,
+            offset: 0,
+            expires_at: created + Duration::hours(48),
+            state: UploadState::Active,
+        };
+        (asset, upload)
+    }
+
+    /// A stored asset in `pending_upload`.
+    pub async fn asset(
+        &self,
+        account: &AccountId,
+        project: &ProjectId,
+        created: OffsetDateTime,
+    ) -> Asset {
+        let (asset, upload) = self.draft(account, project, created);
+        self.repo
+            .create_asset(&asset, &upload)
+            .await
+            .expect("the repository answers");
+        asset
+    }
+
+    /// A stored asset in `processing`, its job queued at `created`.
+    pub async fn processing(
+        &self,
+        account: &AccountId,
+        project: &ProjectId,
+        created: OffsetDateTime,
+    ) -> Asset {
+        let asset = self.asset(account, project, created).await;
+        self.repo
+            .identify_upload(&asset.upload_id, MediaFormat::Wav)
+            .await
+            .expect("the repository answers");
+        self.repo
+            .finalize_upload(&asset.upload_id, SIZE, created)
+            .await
+            .expect("the repository answers");
+        self.get(&asset).await
+    }
+
+    /// Claims the next due job and completes it as measured at `duration`.
+    pub async fn measure_next(&self, now: OffsetDateTime, duration: DurationMs) -> AssetState {
+        let job = self
+            .repo
+            .claim_job(now, Duration::minutes(10))
+            .await
+            .expect("the repository answers")
+            .expect("a job is due");
+        let outcome = JobOutcome::Measured {
+            duration,
+            format: None,
+        };
+        self.repo
+            .complete_job(&job, &outcome, now)
+            .await
+            .expect("the repository answers")
+            .expect("the claim is current")
+    }
+
+    /// A stored asset in `pending_payment` (the account's balance must be below `charge`).
+    pub async fn pending_payment(
+        &self,
+        account: &AccountId,
+        project: &ProjectId,
+        created: OffsetDateTime,
+        charge: u64,
+    ) -> Asset {
+        let asset = self.processing(account, project, created).await;
+        let state = self.measure_next(created, minutes(charge)).await;
+        assert_eq!(state, AssetState::PendingPayment);
+        asset
+    }
+
+    /// The asset as stored now.
+    pub async fn get(&self, asset: &Asset) -> Asset {
+        self.repo
+            .get_asset(&asset.account_id, &asset.id)
+            .await
+            .expect("the repository answers")
+            .expect("the asset exists")
+    }
+
+    /// The upload as stored now (live ones only).
+    pub async fn upload(&self, asset: &Asset) -> Upload {
+        match self
+            .repo
+            .find_upload(&asset.account_id, &asset.upload_id)
+            .await
+            .expect("the repository answers")
+        {
+            UploadLookup::Live(upload) => upload,
+            other => panic!("expected a live upload, got {other:?}"),
+        }
+    }
+
+    /// The whole ledger, newest first, read page by page.
+    pub async fn ledger(&self, account: &AccountId) -> Vec<LedgerEntry> {
+        let mut all = Vec::new();
+        let mut page = first(2);
+        loop {
+            let got = self
+                .repo
+                .list_ledger(account, &page)
+                .await
+                .expect("the repository answers");
+            all.extend(got.items);
+            match got.next_cursor {
+                Some(cursor) => page.cursor = Some(cursor),
+                None => return all,
+            }
+        }
+    }
+
+    /// Asserts the rule: the balance is the sum of the ledger amounts, never negative.
+    pub async fn assert_balance_matches_ledger(&self, account: &AccountId) {
+        let balance = self
+            .repo
+            .balance(account)
+            .await
+            .expect("the repository answers");
+        let ledger = self.ledger(account).await;
+        let sum: i64 = ledger.iter().map(|e| e.amount).sum();
+        assert_eq!(balance, sum, "balance = sum of the ledger");
+        assert!(ledger.iter().all(|e| e.balance_after >= 0));
+        assert!(balance >= 0);
+    }
+}

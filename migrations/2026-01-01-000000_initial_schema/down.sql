@@ -1,0 +1,10 @@
+DROP TABLE upload_locks;
+DROP TABLE purge_outbox;
+DROP TABLE ledger_entries;
+DROP TABLE jobs;
+DROP TABLE upload_tombstones;
+DROP TABLE uploads;
+DROP TABLE assets;
+DROP TABLE projects;
+DROP TABLE api_keys;
+DROP TABLE accounts;
