@@ -17,6 +17,7 @@ mod mp3;
 mod probe;
 mod sniff;
 mod source;
+pub mod synth;
 
 use std::sync::Arc;
 

@@ -53,10 +53,12 @@ pub struct UploadLockSettings {
 impl Default for UploadLockSettings {
     fn default() -> Self {
         Self {
-            wait: Duration::from_secs(3),
+            // Longer than `stale_after`: a client resuming after its server process crashed
+            // (its lease row left behind, heartbeat stopped) proceeds instead of getting 423.
+            wait: Duration::from_secs(4),
             poll_interval: Duration::from_millis(50),
-            heartbeat_interval: Duration::from_secs(1),
-            stale_after: Duration::from_secs(5),
+            heartbeat_interval: Duration::from_millis(750),
+            stale_after: Duration::from_secs(3),
         }
     }
 }

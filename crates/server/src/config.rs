@@ -64,6 +64,9 @@ pub struct Config {
     pub trust_proxy: bool,
     /// `ROUGHY_BODY_IDLE_TIMEOUT_SECS` (60): an idle PATCH body is cut after this.
     pub body_idle_timeout: Duration,
+    /// `ROUGHY_JOB_LEASE_SECS` (600): how long a worker holds a processing job before another
+    /// process may take it over (a worker that crashed mid-job).
+    pub job_lease: Duration,
     /// `ROUGHY_REAPER_INTERVAL_SECS` (min(60, TTL/4), at least 1).
     pub reaper_interval: Duration,
     /// `ROUGHY_MEDIA_PROBE` (symphonia): the media inspector, `symphonia` (pure Rust) or
@@ -164,6 +167,7 @@ impl Config {
             })?,
             body_idle_timeout: secs("ROUGHY_BODY_IDLE_TIMEOUT_SECS", 60)?,
             reaper_interval: secs("ROUGHY_REAPER_INTERVAL_SECS", default_reaper)?,
+            job_lease: secs("ROUGHY_JOB_LEASE_SECS", 600)?,
             media_probe: parse(&var, "ROUGHY_MEDIA_PROBE", "symphonia", |v| match v {
                 "symphonia" | "ffprobe" => Ok(v.to_owned()),
                 _ => Err("must be symphonia or ffprobe".to_owned()),

@@ -122,6 +122,7 @@ impl Application {
             IngestConfig {
                 upload_ttl: to_time(config.upload_ttl),
                 download_ttl: to_time(config.download_ttl),
+                job_lease: to_time(config.job_lease),
                 ..IngestConfig::default()
             },
         );
