@@ -40,6 +40,9 @@ mod tests {
     fn a_synthesised_wav_is_sniffed_and_sized_as_asked() {
         let w = wav(1_500, 8_000);
         assert_eq!(w.len(), 44 + 12_000 * 2);
-        assert_eq!(crate::sniff(&w[..64]), Some(roughy_domain::MediaFormat::Wav));
+        assert_eq!(
+            crate::sniff(&w[..64]),
+            Some(roughy_domain::MediaFormat::Wav)
+        );
     }
 }
