@@ -432,6 +432,13 @@ pub trait BlobReader: Read + Seek + Send + Sync {
     fn byte_len(&self) -> Option<u64>;
 }
 
+/// A local file is a blob reader (the local blob store hands out its files as they are).
+impl BlobReader for std::fs::File {
+    fn byte_len(&self) -> Option<u64> {
+        self.metadata().ok().map(|m| m.len())
+    }
+}
+
 /// Finished objects, and the staged uploads they are made from.
 #[cfg_attr(test, automock)]
 #[async_trait]

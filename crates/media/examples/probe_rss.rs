@@ -13,36 +13,12 @@
 #![allow(clippy::print_stdout)]
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use roughy_app::ports::BlobReader;
 use roughy_media::{inspector_from_name, sniff};
-
-/// A file as the local blob store hands it over: unbuffered, seekable, its size known.
-struct FileReader {
-    file: File,
-    len: u64,
-}
-
-impl Read for FileReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.file.read(buf)
-    }
-}
-
-impl Seek for FileReader {
-    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        self.file.seek(pos)
-    }
-}
-
-impl BlobReader for FileReader {
-    fn byte_len(&self) -> Option<u64> {
-        Some(self.len)
-    }
-}
 
 /// A field of `/proc/self/status` in KiB (`VmHWM`, `VmRSS`), when the kernel reports it.
 fn status_kib(field: &str) -> Option<u64> {
@@ -74,11 +50,10 @@ async fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let opened = File::open(&path).and_then(|mut file| {
-        let len = file.metadata()?.len();
         let mut head = Vec::with_capacity(64);
         file.by_ref().take(64).read_to_end(&mut head)?;
         file.seek(SeekFrom::Start(0))?;
-        Ok((FileReader { file, len }, head))
+        Ok((file, head))
     });
     let (reader, head) = match opened {
         Ok(opened) => opened,
@@ -87,7 +62,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let size = reader.len;
+    let size = reader.byte_len().unwrap_or(0);
     let Some(format) = inspector.sniff(&head).or_else(|| sniff(&head)) else {
         println!("{path}: rejected at the first chunk (not a supported format)");
         return ExitCode::FAILURE;

@@ -11,7 +11,7 @@ use roughy_app::ports::{BlobReader, MediaInspector, ProbeError};
 use roughy_domain::MediaFormat;
 use roughy_media::SymphoniaInspector;
 
-use common::{corpus_dir, open, print_summary, run_corpus, FileReader, TOLERANCE_MS};
+use common::{corpus_dir, open, print_summary, run_corpus, TOLERANCE_MS};
 
 /// Every corpus file: every supported file within 30 ms of its exact duration, every broken
 /// file `failed` with its code, every unsupported file rejected by sniffing its first 64
@@ -25,12 +25,12 @@ async fn every_corpus_file_sniffs_and_probes_as_expected() {
 
 /// A reader whose storage fails after the first kilobyte.
 struct FailingReader {
-    inner: FileReader,
+    inner: std::fs::File,
 }
 
 impl Read for FailingReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.inner.file.stream_position()? >= 1024 {
+        if self.inner.stream_position()? >= 1024 {
             return Err(io::Error::new(
                 io::ErrorKind::ConnectionReset,
                 "store went away",

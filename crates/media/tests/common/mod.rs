@@ -5,49 +5,23 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout, dead_code)]
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use roughy_app::ports::{BlobReader, MediaInspector, ProbeError};
+use roughy_app::ports::{MediaInspector, ProbeError};
 use roughy_domain::MediaFormat;
 
 /// How far a measured duration may be from the expected one.
 pub const TOLERANCE_MS: u64 = 30;
-
-/// A file as the blob store would hand it over.
-pub struct FileReader {
-    pub file: File,
-    len: u64,
-}
-
-impl Read for FileReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.file.read(buf)
-    }
-}
-
-impl Seek for FileReader {
-    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        self.file.seek(pos)
-    }
-}
-
-impl BlobReader for FileReader {
-    fn byte_len(&self) -> Option<u64> {
-        Some(self.len)
-    }
-}
 
 /// The committed corpus.
 pub fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/media")
 }
 
-/// A corpus file as the blob store would hand it over.
-pub fn open(path: &Path) -> FileReader {
-    let file = File::open(path).unwrap();
-    let len = file.metadata().unwrap().len();
-    FileReader { file, len }
+/// A corpus file as the local blob store hands it over: the file itself.
+pub fn open(path: &Path) -> File {
+    File::open(path).unwrap()
 }
 
 /// The first chunk the contract decides from: the first 64 bytes.
