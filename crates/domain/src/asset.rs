@@ -10,7 +10,7 @@
 use thiserror::Error;
 use time::OffsetDateTime;
 
-use crate::billing::{charge_for, Credits, Settlement};
+use crate::billing::{self, charge_for, Credits, LedgerEntry, Settlement};
 use crate::ids::{AccountId, AssetId, ProjectId, UploadId};
 use crate::media::MediaFormat;
 use crate::values::{DurationMs, Language, SizeBytes};
@@ -212,6 +212,38 @@ impl Asset {
         Ok(())
     }
 
+    /// Records the measured duration and settles its charge against `balance` in one step:
+    /// `processing → ready`, returning the charge entry to post, or `→ pending_payment`,
+    /// returning nothing (no entry, nothing debited).
+    ///
+    /// # Errors
+    /// Unless `processing`; a refusal changes nothing.
+    pub fn settle_measured(
+        &mut self,
+        duration: DurationMs,
+        format: Option<MediaFormat>,
+        balance: Credits,
+        at: OffsetDateTime,
+    ) -> Result<Option<LedgerEntry>, TransitionError> {
+        self.require(AssetState::Processing, "be measured")?;
+        let charge = self.measure(duration, format)?;
+        let settlement = billing::settle(balance, charge);
+        self.settle(settlement)?;
+        Ok(match settlement {
+            Settlement::Debit {
+                charge,
+                balance_after,
+            } => Some(LedgerEntry::charge(
+                self.account_id.clone(),
+                self.id.clone(),
+                charge,
+                balance_after,
+                at,
+            )),
+            Settlement::Insufficient { .. } => None,
+        })
+    }
+
     /// A top-up covered the charge: `pending_payment → ready`.
     ///
     /// # Errors
@@ -280,6 +312,40 @@ mod tests {
         .expect("settle");
         assert_eq!(a.state, AssetState::Ready);
         assert!(a.cuttable());
+    }
+
+    #[test]
+    fn settling_a_measurement_debits_when_covered_and_waits_when_short() {
+        let at = datetime!(2026-01-01 0:00 UTC);
+        let mut paid = fresh();
+        paid.identify(MediaFormat::Wav).expect("identify");
+        paid.finish_upload(1000).expect("finish");
+        let entry = paid
+            .settle_measured(DurationMs::from_millis(250_000), None, 7, at)
+            .expect("settle");
+        let entry = entry.expect("a charge entry");
+        assert_eq!(
+            (entry.amount, entry.balance_after, entry.asset_id),
+            (-5, 2, Some(paid.id.clone()))
+        );
+        assert_eq!(paid.state, AssetState::Ready);
+
+        let mut short = fresh();
+        short.identify(MediaFormat::Wav).expect("identify");
+        short.finish_upload(1000).expect("finish");
+        assert_eq!(
+            short.settle_measured(DurationMs::from_millis(250_000), None, 4, at),
+            Ok(None)
+        );
+        assert_eq!(short.state, AssetState::PendingPayment);
+        assert!(short.duration.is_some());
+
+        let before = fresh();
+        let mut refused = before.clone();
+        assert!(refused
+            .settle_measured(DurationMs::from_millis(1), None, 9, at)
+            .is_err());
+        assert_eq!(refused, before, "a refusal changes nothing");
     }
 
     #[test]

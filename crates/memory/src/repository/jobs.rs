@@ -4,9 +4,8 @@ use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
 use roughy_app::ports::{Job, JobOutcome, JobRepo, RepoError};
-use roughy_domain::billing::{self, Settlement};
 use roughy_domain::ids::random_base62;
-use roughy_domain::{AssetState, LedgerEntry};
+use roughy_domain::AssetState;
 
 use super::{conflict, JobLease, JobRow, MemoryRepository};
 
@@ -83,31 +82,19 @@ impl JobRepo for MemoryRepository {
         let mut charge_entry = None;
         match outcome {
             JobOutcome::Measured { duration, format } => {
-                let charge = asset.measure(*duration, *format).map_err(conflict)?;
                 if state.charged.contains(asset_id) {
                     return Err(RepoError::Conflict(format!(
                         "asset {asset_id} was already charged"
                     )));
                 }
-                let account = state
+                let balance = state
                     .accounts
                     .get(&asset.account_id)
-                    .ok_or(RepoError::NotFound)?;
-                let settlement = billing::settle(account.balance, charge);
-                asset.settle(settlement).map_err(conflict)?;
-                if let Settlement::Debit {
-                    charge,
-                    balance_after,
-                } = settlement
-                {
-                    charge_entry = Some(LedgerEntry::charge(
-                        asset.account_id.clone(),
-                        asset.id.clone(),
-                        charge,
-                        balance_after,
-                        at,
-                    ));
-                }
+                    .ok_or(RepoError::NotFound)?
+                    .balance;
+                charge_entry = asset
+                    .settle_measured(*duration, *format, balance, at)
+                    .map_err(conflict)?;
             }
             JobOutcome::Failed(failure) => asset.fail(failure.clone()).map_err(conflict)?,
         }

@@ -7,9 +7,8 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use time::{Duration, OffsetDateTime};
 
 use roughy_app::ports::{Job, JobOutcome, JobRepo, RepoError};
-use roughy_domain::billing::{self, Settlement};
 use roughy_domain::ids::random_base62;
-use roughy_domain::{Asset, AssetState, LedgerEntry};
+use roughy_domain::{Asset, AssetState};
 
 use super::PgRepository;
 use crate::error::{conflict, db_error, StoreError};
@@ -111,7 +110,6 @@ impl JobRepo for PgRepository {
                 let mut charge_entry = None;
                 match outcome {
                     JobOutcome::Measured { duration, format } => {
-                        let charge = asset.measure(*duration, *format).map_err(conflict)?;
                         let balance: i64 = accounts::table
                             .find(asset.account_id.as_str())
                             .select(accounts::balance)
@@ -120,21 +118,9 @@ impl JobRepo for PgRepository {
                             .await
                             .optional()?
                             .ok_or(RepoError::NotFound)?;
-                        let settlement = billing::settle(balance, charge);
-                        asset.settle(settlement).map_err(conflict)?;
-                        if let Settlement::Debit {
-                            charge,
-                            balance_after,
-                        } = settlement
-                        {
-                            charge_entry = Some(LedgerEntry::charge(
-                                asset.account_id.clone(),
-                                asset.id.clone(),
-                                charge,
-                                balance_after,
-                                at,
-                            ));
-                        }
+                        charge_entry = asset
+                            .settle_measured(*duration, *format, balance, at)
+                            .map_err(conflict)?;
                     }
                     JobOutcome::Failed(failure) => asset.fail(failure.clone()).map_err(conflict)?,
                 }
