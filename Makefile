@@ -41,6 +41,12 @@ key:
 	curl -fsS -o /dev/null -X POST -H "Authorization: Bearer $(ROUGHY_ADMIN_TOKEN)" -H 'Content-Type: application/json' -d '{"credits":1000}' $(ROUGHY_URL)/admin/v1/accounts/$$acc/top-ups && \
 	curl -fsS -X POST -H "Authorization: Bearer $(ROUGHY_ADMIN_TOKEN)" $(ROUGHY_URL)/admin/v1/accounts/$$acc/api-keys | sed -E 's/.*"key":"([^"]+)".*/\1/'
 
+## Measure uploads against this machine's own limits (issue #5): prints the table and writes
+## bench/RESULTS.md (about 5 minutes; BENCH_ARGS=--help for the options).
+bench:
+	$(CARGO) build --release -p roughy-server
+	$(CARGO) run --release -p roughy-bench -- $(BENCH_ARGS)
+
 clean:
 	$(CARGO) clean
 	rm -rf var tests/interop/node_modules

@@ -2,8 +2,9 @@
 //!
 //! - [`LocalBlobStore`]: the durable [`UploadSink`](roughy_app::ports::UploadSink) and the
 //!   [`BlobStore`](roughy_app::ports::BlobStore) on a local filesystem. Upload bytes are
-//!   staged in part files, written through a bounded double buffer and `fdatasync`ed before
-//!   they are acknowledged; a finished upload is renamed into place (zero copy).
+//!   staged in part files, written through a bounded double buffer (with `O_DIRECT` where
+//!   available, past the page cache) and `fdatasync`ed before they are acknowledged; a finished
+//!   upload is renamed into place (zero copy).
 //! - [`HmacDownloadLinks`]: the [`DownloadLinks`](roughy_app::ports::DownloadLinks) signed
 //!   with HMAC-SHA256, plus [`generate_key`] and [`load_or_create_key`] for its key.
 //!
@@ -16,4 +17,4 @@ mod part_writer;
 
 pub use links::{generate_key, load_or_create_key, HmacDownloadLinks, SigningKeyError, KEY_LEN};
 pub use local::{LocalBlobStore, READ_CHUNK_SIZE};
-pub use part_writer::{WRITE_BUFFERS, WRITE_BUFFER_SIZE};
+pub use part_writer::{DIRECT_ALIGN, WRITE_BUFFERS, WRITE_BUFFER_SIZE};

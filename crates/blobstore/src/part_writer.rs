@@ -1,25 +1,200 @@
 //! The part-file writer behind [`LocalBlobStore::append`](crate::LocalBlobStore).
 //!
-//! Network reads and disk writes overlap: incoming bytes are copied into one buffer while the
-//! previous, full buffer is written by a blocking task. Memory therefore stays at
-//! [`WRITE_BUFFERS`] × the buffer size per append, whatever the size of the body's chunks, and
-//! the async workers never block on the disk. The file is `fdatasync`ed once, at the end.
+//! Network reads and disk writes overlap: incoming bytes are copied into one buffer while up to
+//! [`WRITE_BUFFERS`]` - 1` full buffers are written by blocking tasks, each at its own offset
+//! (positional writes), so the disk always has the next write queued. Memory therefore stays
+//! at [`WRITE_BUFFERS`] buffers per append, whatever the size of the body's chunks, and the
+//! async workers never block on the disk. The file is `fdatasync`ed once, at the end.
+//!
+//! Direct I/O: where the platform and the filesystem allow it (Linux, `O_DIRECT`), the
+//! 4 KiB-aligned bulk of every buffer goes straight to the disk, past the page cache; only an
+//! unaligned head (the first buffer of an append that starts mid-block) and tail (the last
+//! buffer) go through the page cache. Upload bytes are written once and read back once, later,
+//! by processing: caching gigabytes of them only evicts hotter data, and on a virtual machine
+//! every fresh page-cache page also costs a fault in the host. With `O_DIRECT` a gigabyte
+//! upload costs no page-cache copy, and the final `fdatasync` has nothing left to write back
+//! (it still commits the file's size and flushes the disk's cache). A filesystem that refuses
+//! `O_DIRECT` (at open or at the first write) gets the same bytes through the page cache.
+//!
+//! To make the aligned part of a buffer an aligned memory range too, a buffer maps a window
+//! of the file: byte `i` of the window goes to file offset `start + i`, where `start` and the
+//! window's address are both multiples of [`DIRECT_ALIGN`].
 
-use std::fs::File;
-use std::io::{self, Write};
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use tokio::task::{spawn_blocking, JoinHandle};
 
 /// The default size of one write buffer (2 MiB): large enough that a gigabyte upload costs a
-/// few hundred writes, small enough that many concurrent uploads stay cheap.
+/// few hundred writes (and direct writes of this size run at the disk's full speed), small
+/// enough that many concurrent uploads stay cheap.
 pub const WRITE_BUFFER_SIZE: usize = 2 * 1024 * 1024;
 
 /// How many write buffers one append holds at most: the one being filled from the network and
-/// the one being written to disk.
-pub const WRITE_BUFFERS: usize = 2;
+/// up to three being written. One write at a time leaves the disk idle between writes; with
+/// three queued, a virtual disk measured 1.2–1.5× faster (8 MiB per upload in all).
+pub const WRITE_BUFFERS: usize = 4;
 
-/// What a blocking write hands back: the file, the (now reusable) buffer, and the result.
-type WriteDone = (File, Vec<u8>, io::Result<()>);
+/// The alignment `O_DIRECT` needs of file offsets, lengths and memory: 4 KiB covers disks
+/// with 512-byte and with 4 KiB sectors.
+pub const DIRECT_ALIGN: usize = 4096;
+
+/// An open part file: a buffered handle (unaligned heads and tails, the sync) and, when direct
+/// I/O is available, an `O_DIRECT` handle on the same file for the aligned bulk. Writes are
+/// positional, so several may run at once.
+#[derive(Debug)]
+pub(crate) struct PartFile {
+    buffered: File,
+    direct: Option<File>,
+    /// Cleared when the filesystem refuses a direct write: the page cache from then on.
+    direct_ok: AtomicBool,
+}
+
+impl PartFile {
+    /// `buffered`, plus an `O_DIRECT` handle on `path` when `direct_io` is asked for and the
+    /// platform and filesystem allow it.
+    pub(crate) fn new(buffered: File, path: &Path, direct_io: bool) -> Self {
+        let direct = if direct_io { open_direct(path) } else { None };
+        Self {
+            direct_ok: AtomicBool::new(direct.is_some()),
+            buffered,
+            direct,
+        }
+    }
+
+    /// Whether the aligned bulk goes past the page cache.
+    pub(crate) fn is_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    fn direct(&self) -> Option<&File> {
+        self.direct
+            .as_ref()
+            .filter(|_| self.direct_ok.load(Ordering::Relaxed))
+    }
+
+    /// Writes the filled part of `buffer` at its place in the file.
+    fn write(&self, buffer: &Buffer) -> io::Result<()> {
+        let window = buffer.window();
+        let (from, to) = (buffer.from, buffer.len);
+        let at = |i: usize| buffer.start + i as u64;
+        let mut done = from;
+        if let Some(direct) = self.direct() {
+            let aligned_from = from.next_multiple_of(DIRECT_ALIGN).min(to);
+            let aligned_to = to - to % DIRECT_ALIGN;
+            if aligned_to > aligned_from {
+                self.buffered
+                    .write_all_at(&window[from..aligned_from], at(from))?;
+                done = aligned_from;
+                match direct.write_all_at(&window[aligned_from..aligned_to], at(aligned_from)) {
+                    Ok(()) => done = aligned_to,
+                    // The filesystem takes O_DIRECT opens but not these writes: rewrite the
+                    // range through the page cache, and keep to it.
+                    Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                        tracing::warn!(error = %e, "direct I/O refused; writing through the page cache");
+                        self.direct_ok.store(false, Ordering::Relaxed);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        self.buffered.write_all_at(&window[done..to], at(done))
+    }
+
+    /// `fdatasync`: the bytes written, the file's size, and the disk's cache.
+    fn sync_data(&self) -> io::Result<()> {
+        self.buffered.sync_data()
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn open_direct(path: &Path) -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+        .ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_direct(_path: &Path) -> Option<File> {
+    None
+}
+
+/// A write buffer mapped onto a window of the file (see the module documentation).
+#[derive(Debug)]
+struct Buffer {
+    /// The allocation: the window plus room to align it.
+    storage: Vec<u8>,
+    /// Where the window begins in `storage`.
+    base: usize,
+    /// The window's length.
+    size: usize,
+    /// The file offset of the window's first byte.
+    start: u64,
+    /// The first byte of the window that belongs to this buffer's write.
+    from: usize,
+    /// The end of the filled bytes.
+    len: usize,
+}
+
+impl Buffer {
+    fn new(size: usize) -> Self {
+        // Zeroed memory comes from the allocator as fresh pages, at no cost until touched.
+        let storage = vec![0_u8; size + DIRECT_ALIGN];
+        let misalignment = storage.as_ptr().addr() % DIRECT_ALIGN;
+        let base = (DIRECT_ALIGN - misalignment) % DIRECT_ALIGN;
+        Self {
+            storage,
+            base,
+            size,
+            start: 0,
+            from: 0,
+            len: 0,
+        }
+    }
+
+    /// Maps the window onto the file so that its next byte goes to `position`: `start` is
+    /// `position` rounded down to `align`.
+    fn place(&mut self, position: u64, align: usize) {
+        let lead = position % align as u64;
+        self.start = position - lead;
+        // Less than `align`, which is at most the window's size.
+        self.from = lead as usize;
+        self.len = self.from;
+    }
+
+    fn window(&self) -> &[u8] {
+        &self.storage[self.base..self.base + self.size]
+    }
+
+    fn filled(&self) -> usize {
+        self.len - self.from
+    }
+
+    fn room(&self) -> usize {
+        self.size - self.len
+    }
+
+    fn extend(&mut self, data: &[u8]) {
+        let at = self.base + self.len;
+        self.storage[at..at + data.len()].copy_from_slice(data);
+        self.len += data.len();
+    }
+
+    fn capacity(&self) -> usize {
+        self.storage.capacity()
+    }
+}
+
+/// What a blocking write hands back: the (now reusable) buffer, and the result.
+type WriteDone = (Buffer, io::Result<()>);
 
 /// A write handed to the blocking pool.
 #[derive(Debug)]
@@ -31,35 +206,48 @@ struct InFlight {
     capacity: usize,
 }
 
-/// Streams bytes into an open part file, sequentially from its current position.
+/// Streams bytes into an open part file, sequentially from a given offset.
 #[derive(Debug)]
 pub(crate) struct PartWriter {
-    /// The file, while no write is in flight (it travels with the write). `None` also when a
-    /// write task died with it.
-    file: Option<File>,
-    in_flight: Option<InFlight>,
+    file: Arc<PartFile>,
+    /// Writes running, oldest first.
+    in_flight: VecDeque<InFlight>,
     /// The buffer being filled.
-    fill: Vec<u8>,
-    /// The buffer a finished write handed back, reused for the next fill.
-    spare: Option<Vec<u8>>,
+    fill: Buffer,
+    /// Buffers finished writes handed back, reused for the next fills.
+    spare: Vec<Buffer>,
     buffer_size: usize,
-    /// Bytes written (not yet synced) by finished writes.
+    /// What window starts are aligned to: [`DIRECT_ALIGN`] for direct I/O, else 1.
+    align: usize,
+    /// The file offset the next pushed byte goes to.
+    position: u64,
+    /// Bytes written (not yet synced) by finished writes, up to the first failure.
     written: u64,
-    /// The first failure; nothing is written after it.
+    /// The first failure; nothing is written after it, nor counted.
     error: Option<io::Error>,
 }
 
 impl PartWriter {
-    /// A writer over `file`, positioned where the bytes go, with buffers of `buffer_size`
-    /// bytes (at least 1).
-    pub(crate) fn new(file: File, buffer_size: usize) -> Self {
+    /// A writer of `file` from `offset` on, with buffers of `buffer_size` bytes (at least 1).
+    /// Direct I/O needs the size to be a multiple of [`DIRECT_ALIGN`]; other sizes write
+    /// through the page cache.
+    pub(crate) fn new(file: PartFile, offset: u64, buffer_size: usize) -> Self {
         let buffer_size = buffer_size.max(1);
+        let align = if file.is_direct() && buffer_size % DIRECT_ALIGN == 0 {
+            DIRECT_ALIGN
+        } else {
+            1
+        };
+        let mut fill = Buffer::new(buffer_size);
+        fill.place(offset, align);
         Self {
-            file: Some(file),
-            in_flight: None,
-            fill: Vec::with_capacity(buffer_size),
-            spare: None,
+            file: Arc::new(file),
+            in_flight: VecDeque::with_capacity(WRITE_BUFFERS),
+            fill,
+            spare: Vec::with_capacity(WRITE_BUFFERS),
             buffer_size,
+            align,
+            position: offset,
             written: 0,
             error: None,
         }
@@ -73,39 +261,39 @@ impl PartWriter {
     /// The buffer memory this writer holds right now (filled, spare and in flight).
     pub(crate) fn held_bytes(&self) -> usize {
         self.fill.capacity()
-            + self.spare.as_ref().map_or(0, Vec::capacity)
-            + self.in_flight.as_ref().map_or(0, |w| w.capacity)
+            + self.spare.iter().map(Buffer::capacity).sum::<usize>()
+            + self.in_flight.iter().map(|w| w.capacity).sum::<usize>()
     }
 
     /// The most buffer memory a writer ever holds.
     pub(crate) fn max_held_bytes(&self) -> usize {
-        WRITE_BUFFERS * self.buffer_size
+        WRITE_BUFFERS * (self.buffer_size + DIRECT_ALIGN)
     }
 
-    /// Queues `data`, handing every full buffer to the disk. Waits only when the previous
-    /// write is still running, which is the back-pressure on the network.
+    /// Queues `data`, handing every full buffer to the disk. Waits only when every other
+    /// buffer is being written, which is the back-pressure on the network.
     pub(crate) async fn push(&mut self, mut data: &[u8]) {
         while !data.is_empty() && self.error.is_none() {
-            let room = self.buffer_size - self.fill.len();
-            let (now, rest) = data.split_at(room.min(data.len()));
-            self.fill.extend_from_slice(now);
+            let (now, rest) = data.split_at(self.fill.room().min(data.len()));
+            self.fill.extend(now);
+            self.position += now.len() as u64;
             data = rest;
-            if self.fill.len() == self.buffer_size {
+            if self.fill.room() == 0 {
                 self.submit().await;
             }
         }
         debug_assert!(self.held_bytes() <= self.max_held_bytes());
     }
 
-    /// Writes what is buffered, then `fdatasync`s once. Returns how many bytes are durable
-    /// (all pushed bytes, or those before a failure) and the failure, if any.
+    /// Writes what is buffered, waits for every write, then `fdatasync`s once. Returns how many
+    /// bytes are durable (all pushed bytes, or those before the first failure) and the
+    /// failure, if any.
     pub(crate) async fn finish(mut self) -> (u64, Option<io::Error>) {
         self.submit().await;
-        self.settle().await;
-        let Some(file) = self.file.take() else {
-            // The file went down with a write task: nothing can be synced.
-            return (0, self.error);
-        };
+        while !self.in_flight.is_empty() {
+            self.settle_oldest().await;
+        }
+        let file = Arc::clone(&self.file);
         match spawn_blocking(move || file.sync_data()).await {
             Ok(Ok(())) => (self.written, self.error),
             // Not synced: none of the new bytes may be counted.
@@ -120,52 +308,56 @@ impl PartWriter {
         }
     }
 
-    /// Hands the fill buffer to a blocking write, after the previous write finished.
+    /// Hands the fill buffer to a blocking write, once fewer than `WRITE_BUFFERS - 1` writes
+    /// are running.
     async fn submit(&mut self) {
-        if self.fill.is_empty() {
+        if self.fill.filled() == 0 {
             return;
         }
-        self.settle().await;
+        while self.in_flight.len() >= WRITE_BUFFERS - 1 {
+            self.settle_oldest().await;
+        }
         if self.error.is_some() {
             return;
         }
-        let Some(mut file) = self.file.take() else {
-            return;
-        };
-        let next = self
+        let mut next = self
             .spare
-            .take()
-            .unwrap_or_else(|| Vec::with_capacity(self.buffer_size));
-        let data = std::mem::replace(&mut self.fill, next);
-        let (len, capacity) = (data.len(), data.capacity());
+            .pop()
+            .unwrap_or_else(|| Buffer::new(self.buffer_size));
+        next.place(self.position, self.align);
+        let buffer = std::mem::replace(&mut self.fill, next);
+        let (len, capacity) = (buffer.filled(), buffer.capacity());
+        let file = Arc::clone(&self.file);
         let task = spawn_blocking(move || {
-            let result = file.write_all(&data);
-            (file, data, result)
+            let result = file.write(&buffer);
+            (buffer, result)
         });
-        self.in_flight = Some(InFlight {
+        self.in_flight.push_back(InFlight {
             task,
             len,
             capacity,
         });
     }
 
-    /// Waits for the write in flight, if any, and takes back its file and buffer.
-    async fn settle(&mut self) {
-        let Some(in_flight) = self.in_flight.take() else {
+    /// Waits for the oldest write and takes back its buffer. Bytes count only while every
+    /// earlier write succeeded: the durable offset never skips a gap.
+    async fn settle_oldest(&mut self) {
+        let Some(in_flight) = self.in_flight.pop_front() else {
             return;
         };
         match in_flight.task.await {
-            Ok((file, mut buffer, result)) => {
-                self.file = Some(file);
-                match result {
-                    Ok(()) => self.written += in_flight.len as u64,
-                    // A failed write_all may have written part of the buffer: none of it
-                    // counts, and the next append truncates it away.
-                    Err(e) => self.fail(e),
+            Ok((buffer, result)) => match result {
+                Ok(()) if self.error.is_none() => {
+                    self.written += in_flight.len as u64;
+                    self.spare.push(buffer);
                 }
-                buffer.clear();
-                self.spare = Some(buffer);
-            }
+                // Written after a failure: past the durable offset, truncated by the next
+                // append like any other stray byte.
+                Ok(()) => {}
+                // A failed write may have written part of the buffer: none of it counts,
+                // and the next append truncates it away.
+                Err(e) => self.fail(e),
+            },
             Err(join) => self.fail(io::Error::other(format!("write task failed: {join}"))),
         }
     }
@@ -175,7 +367,8 @@ impl PartWriter {
             self.error = Some(error);
         }
         // Whatever is buffered will never be written: give the memory back now.
-        self.fill = Vec::new();
+        self.fill = Buffer::new(0);
+        self.spare.clear();
     }
 }
 
@@ -191,62 +384,110 @@ mod tests {
             .collect()
     }
 
-    #[tokio::test]
-    async fn holds_at_most_two_buffers_whatever_the_chunk_sizes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("part");
-        let file = File::create(&path).unwrap();
-        let buffer = 4096;
-        let mut writer = PartWriter::new(file, buffer);
-        assert_eq!(writer.max_held_bytes(), WRITE_BUFFERS * buffer);
+    fn part(path: &Path, direct_io: bool) -> PartFile {
+        let file = OpenOptions::new().write(true).open(path).unwrap();
+        PartFile::new(file, path, direct_io)
+    }
 
-        let sizes = [
-            1,
-            4095,
-            4096,
-            4097,
-            10_000,
-            1,
-            65_536,
-            3 * 4096 + 5,
-            1_000_000,
-            7,
-        ];
-        let mut expected = Vec::new();
-        for (i, size) in sizes.into_iter().enumerate() {
-            let chunk = pattern(size, i as u8);
-            writer.push(&chunk).await;
-            expected.extend_from_slice(&chunk);
-            assert!(
-                writer.held_bytes() <= writer.max_held_bytes(),
-                "held {} bytes after a {size}-byte chunk",
-                writer.held_bytes()
-            );
-        }
-        let (durable, error) = writer.finish().await;
-        assert!(error.is_none());
-        assert_eq!(durable, expected.len() as u64);
-
+    fn read(path: &Path) -> Vec<u8> {
         let mut stored = Vec::new();
-        File::open(&path).unwrap().read_to_end(&mut stored).unwrap();
-        assert_eq!(stored, expected);
+        File::open(path).unwrap().read_to_end(&mut stored).unwrap();
+        stored
+    }
+
+    #[tokio::test]
+    async fn holds_at_most_its_buffers_whatever_the_chunk_sizes() {
+        for direct_io in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("part");
+            File::create(&path).unwrap();
+            let buffer = 4096;
+            let mut writer = PartWriter::new(part(&path, direct_io), 0, buffer);
+            assert_eq!(
+                writer.max_held_bytes(),
+                WRITE_BUFFERS * (buffer + DIRECT_ALIGN)
+            );
+
+            let sizes = [
+                1,
+                4095,
+                4096,
+                4097,
+                10_000,
+                1,
+                65_536,
+                3 * 4096 + 5,
+                1_000_000,
+                7,
+            ];
+            let mut expected = Vec::new();
+            for (i, size) in sizes.into_iter().enumerate() {
+                let chunk = pattern(size, i as u8);
+                writer.push(&chunk).await;
+                expected.extend_from_slice(&chunk);
+                assert!(
+                    writer.held_bytes() <= writer.max_held_bytes(),
+                    "held {} bytes after a {size}-byte chunk",
+                    writer.held_bytes()
+                );
+            }
+            let (durable, error) = writer.finish().await;
+            assert!(error.is_none());
+            assert_eq!(durable, expected.len() as u64);
+            assert_eq!(read(&path), expected, "direct_io {direct_io}");
+        }
     }
 
     #[tokio::test]
     async fn the_default_bound_is_a_few_mebibytes() {
         let dir = tempfile::tempdir().unwrap();
-        let file = File::create(dir.path().join("part")).unwrap();
-        let mut writer = PartWriter::new(file, WRITE_BUFFER_SIZE);
+        let path = dir.path().join("part");
+        File::create(&path).unwrap();
+        let mut writer = PartWriter::new(part(&path, true), 0, WRITE_BUFFER_SIZE);
         // 64 MiB in 64 KiB chunks, the shape of a large PATCH.
         let chunk = pattern(64 * 1024, 3);
         for _ in 0..1024 {
             writer.push(&chunk).await;
             assert!(writer.held_bytes() <= writer.max_held_bytes());
         }
-        assert!(writer.max_held_bytes() <= 8 * 1024 * 1024);
+        assert!(writer.max_held_bytes() <= 9 * 1024 * 1024);
         let (durable, error) = writer.finish().await;
         assert!(error.is_none());
         assert_eq!(durable, 64 * 1024 * 1024);
+    }
+
+    /// Appends that start and end anywhere: unaligned heads and tails around direct writes,
+    /// each append continuing where the previous one ended.
+    #[tokio::test]
+    async fn appends_at_unaligned_offsets_store_every_byte_in_place() {
+        for direct_io in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("part");
+            File::create(&path).unwrap();
+            let data = pattern(3 * 16384 + 4096 * 5 + 77, 9);
+            let mut offset = 0;
+            for (i, len) in [1, 4095, 10_000, 4096, 3, 16_384 + 100, 8192]
+                .into_iter()
+                .enumerate()
+            {
+                let end = (offset + len).min(data.len());
+                let mut writer = PartWriter::new(part(&path, direct_io), offset as u64, 16_384);
+                // Odd chunk sizes inside each append too.
+                for chunk in data[offset..end].chunks(1000 + i * 333) {
+                    writer.push(chunk).await;
+                }
+                let (durable, error) = writer.finish().await;
+                assert!(error.is_none());
+                assert_eq!(durable, (end - offset) as u64);
+                offset = end;
+            }
+            let mut writer = PartWriter::new(part(&path, direct_io), offset as u64, 16_384);
+            writer.push(&data[offset..]).await;
+            let (durable, error) = writer.finish().await;
+            assert!(error.is_none());
+            assert_eq!(durable, (data.len() - offset) as u64);
+            assert_eq!(read(&path), data, "direct_io {direct_io}");
+        }
     }
 
     #[tokio::test]
@@ -254,9 +495,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("part");
         File::create(&path).unwrap();
-        // A read-only handle: every write fails.
-        let file = File::open(&path).unwrap();
-        let mut writer = PartWriter::new(file, 8);
+        // A read-only handle and no direct one: every write fails.
+        let file = PartFile {
+            buffered: File::open(&path).unwrap(),
+            direct: None,
+            direct_ok: AtomicBool::new(false),
+        };
+        let mut writer = PartWriter::new(file, 0, 8);
         writer.push(&[1; 20]).await;
         writer.push(&[2; 20]).await;
         assert!(writer.failed());

@@ -1,0 +1,573 @@
+//! The results: medians, ratios to the limits, the machine, as one Markdown document.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{self, Write as _};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::disk::WriteMode;
+use crate::service::ServerMode;
+use crate::{Options, SmallRun};
+
+/// The memory bound of issue #5: peak RSS during the big PATCH.
+const RSS_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// The values of one figure, one per round.
+#[derive(Clone, Debug, Default)]
+pub struct Samples(Vec<f64>);
+
+impl Samples {
+    pub(crate) fn push(&mut self, value: f64) {
+        self.0.push(value);
+    }
+
+    /// The median (the mean of the middle two for an even count); NaN when empty.
+    pub fn median(&self) -> f64 {
+        let mut sorted = self.0.clone();
+        sorted.sort_by(f64::total_cmp);
+        match sorted.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => sorted[n / 2],
+            n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+        }
+    }
+
+    /// Every value, formatted with `decimals`.
+    fn list(&self, decimals: usize) -> String {
+        self.0
+            .iter()
+            .map(|v| format!("{v:.decimals$}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Rate and latency percentiles of small-upload rounds.
+#[derive(Clone, Debug, Default)]
+pub struct SmallSamples {
+    rate: Samples,
+    p50_ms: Samples,
+    p99_ms: Samples,
+}
+
+impl SmallSamples {
+    pub(crate) fn push(&mut self, run: &SmallRun) {
+        self.rate.push(run.rate);
+        self.p50_ms.push(run.p50_ms);
+        self.p99_ms.push(run.p99_ms);
+    }
+}
+
+/// Everything measured, one value per round, and the log of the rounds.
+#[derive(Clone, Debug, Default)]
+pub struct Figures {
+    /// Sequential write + fdatasync, MB/s, by how and block size.
+    pub(crate) disk: BTreeMap<(WriteMode, usize), Samples>,
+    /// Client → discarding sink, one big PATCH, MB/s.
+    pub(crate) sink_big: Samples,
+    pub(crate) one_patch: Samples,
+    pub(crate) chunked: Samples,
+    pub(crate) huge: Samples,
+    pub(crate) concurrent: Samples,
+    pub(crate) small: SmallSamples,
+    pub(crate) sink_small: SmallSamples,
+    /// VmHWM after the big PATCH, bytes.
+    pub(crate) rss_hwm: Samples,
+    /// The largest VmRSS sampled every 10 ms during the big PATCH, bytes.
+    pub(crate) rss_sampled: Samples,
+    /// Whether the RSS is the server's own (a child process) rather than this process's.
+    pub(crate) rss_is_server: bool,
+    /// The filesystem steps of durable small uploads, done directly, per second.
+    pub(crate) small_floor: Samples,
+    /// What each round measured, with CPU times: printed as it happens, kept for the report.
+    pub(crate) log: Vec<String>,
+}
+
+impl Figures {
+    /// Prints a line of progress to stderr and keeps it for the report.
+    pub(crate) fn note(&mut self, line: String) {
+        eprintln!("{line}");
+        self.log.push(line);
+    }
+
+    /// The best sequential write among `modes`: (mode, block size, samples).
+    fn best_disk(&self, modes: &[WriteMode]) -> Option<(WriteMode, usize, &Samples)> {
+        self.disk
+            .iter()
+            .filter(|((mode, _), _)| modes.contains(mode))
+            .max_by(|a, b| a.1.median().total_cmp(&b.1.median()))
+            .map(|((mode, block), s)| (*mode, *block, s))
+    }
+}
+
+/// One line of the table.
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// What was measured.
+    pub figure: String,
+    /// Its median.
+    pub value: String,
+    /// What it is compared with.
+    pub limit: String,
+    /// value / limit, when there is a ratio.
+    pub ratio: Option<f64>,
+    /// The target of issue #5.
+    pub target: String,
+    /// Whether the target is met (`None`: no target).
+    pub met: Option<bool>,
+    /// Each round's value.
+    pub runs: String,
+}
+
+/// The results of a run.
+#[derive(Clone, Debug)]
+pub struct Report {
+    rows: Vec<Row>,
+    markdown: String,
+}
+
+impl Report {
+    pub(crate) fn new(
+        options: &Options,
+        figures: Figures,
+        data_dir: &Path,
+        load_before: String,
+        load_after: String,
+        elapsed: Duration,
+    ) -> Self {
+        let rows = rows(options, &figures);
+        let markdown = markdown(
+            options,
+            &figures,
+            &rows,
+            data_dir,
+            &load_before,
+            &load_after,
+            elapsed,
+        );
+        Self { rows, markdown }
+    }
+
+    /// The table's rows.
+    pub fn rows(&self) -> &[Row] {
+        &self.rows
+    }
+
+    /// Whether every figure with a target meets it.
+    pub fn targets_met(&self) -> bool {
+        self.rows.iter().all(|r| r.met != Some(false))
+    }
+
+    /// The whole document (machine, table, rounds, method).
+    pub fn markdown(&self) -> &str {
+        &self.markdown
+    }
+
+    /// Prints the table to stdout.
+    ///
+    /// # Errors
+    /// When stdout cannot be written.
+    pub fn print(&self) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        writeln!(out)?;
+        out.write_all(table(&self.rows).as_bytes())?;
+        out.flush()
+    }
+
+    /// Writes the document to `path`, creating its directory.
+    ///
+    /// # Errors
+    /// When it cannot be written.
+    pub fn write(&self, path: &Path) -> io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, &self.markdown)
+    }
+}
+
+fn rows(options: &Options, f: &Figures) -> Vec<Row> {
+    let big = size(options.big);
+    let empty = Samples::default();
+    let (disk_mode, disk_block, disk) = f
+        .best_disk(&[WriteMode::Buffered, WriteMode::Direct])
+        .unwrap_or((WriteMode::Buffered, 0, &empty));
+    let buffered = f
+        .best_disk(&[WriteMode::Buffered])
+        .map_or(f64::NAN, |(_, _, s)| s.median());
+    let disk_mbs = disk.median();
+    let sink_mbs = f.sink_big.median();
+    let limit = disk_mbs.min(sink_mbs);
+    let limit_text = format!("L = {limit:.0} MB/s");
+    let judged = !options.smoke;
+    let at_least = |value: f64, min: f64| Some(judged.then_some(value >= min)).flatten();
+    let throughput = |figure: String, s: &Samples, target: Option<f64>| {
+        let ratio = s.median() / limit;
+        Row {
+            figure,
+            value: format!("{:.0} MB/s", s.median()),
+            limit: limit_text.clone(),
+            ratio: Some(ratio),
+            target: target.map_or("—".to_owned(), |t| format!("≥ {t:.2}")),
+            met: target.and_then(|t| at_least(ratio, t)),
+            runs: s.list(0),
+        }
+    };
+    let info = |figure: String, value: String, runs: String| Row {
+        figure,
+        value,
+        limit: String::new(),
+        ratio: None,
+        target: String::new(),
+        met: None,
+        runs,
+    };
+
+    let mut rows = vec![
+        info(
+            format!(
+                "Limit: sequential write of {big} + fdatasync to the same disk, best of buffered and \
+                 O_DIRECT over block sizes ({}, {} blocks)",
+                disk_mode.label(),
+                size(disk_block as u64)
+            ),
+            format!("{disk_mbs:.0} MB/s"),
+            disk.list(0),
+        ),
+        info(
+            "… buffered only, best block size (the issue's `dd conv=fsync`)".to_owned(),
+            format!("{buffered:.0} MB/s"),
+            String::new(),
+        ),
+        info(
+            format!("Limit: the same client PATCHing {big} to a loopback sink that discards"),
+            format!("{sink_mbs:.0} MB/s"),
+            f.sink_big.list(0),
+        ),
+        throughput(format!("One {big} PATCH"), &f.one_patch, Some(0.90)),
+        throughput(
+            format!(
+                "{big} as {} PATCHes of {}",
+                options.big.div_ceil(options.patch),
+                size(options.patch)
+            ),
+            &f.chunked,
+            Some(0.85),
+        ),
+        throughput(format!("One {} PATCH", size(options.huge)), &f.huge, None),
+    ];
+
+    let linearity = f.huge.median() / f.one_patch.median();
+    rows.push(Row {
+        figure: format!("Linearity: {} vs {big} throughput", size(options.huge)),
+        value: format!("{linearity:.3}"),
+        limit: "1.000".to_owned(),
+        ratio: Some(linearity),
+        target: "1 ± 0.05".to_owned(),
+        met: judged.then_some((linearity - 1.0).abs() <= 0.05),
+        runs: String::new(),
+    });
+    rows.push(throughput(
+        format!(
+            "{} concurrent {} uploads, aggregate",
+            options.concurrent,
+            size(options.concurrent_size)
+        ),
+        &f.concurrent,
+        Some(0.85),
+    ));
+
+    let small = &f.small;
+    let sink = &f.sink_small;
+    let small_ratio = small.rate.median() / sink.rate.median();
+    rows.push(Row {
+        figure: format!(
+            "{} small uploads (create + one {} PATCH, finalised), one keep-alive client",
+            options.small_count,
+            size(options.small_size)
+        ),
+        value: format!("{:.0} uploads/s", small.rate.median()),
+        limit: format!("sink: {:.0}/s", sink.rate.median()),
+        ratio: Some(small_ratio),
+        target: "≥ 0.85".to_owned(),
+        met: at_least(small_ratio, 0.85),
+        runs: small.rate.list(0),
+    });
+    let floor = f.small_floor.median();
+    rows.push(Row {
+        figure: format!(
+            "… vs the filesystem steps of one durable {} upload done directly (create + dir \
+             fsync, write + fdatasync, rename + 2 dir fsyncs)",
+            size(options.small_size)
+        ),
+        value: format!("{:.0} uploads/s", small.rate.median()),
+        limit: format!("fs: {floor:.0}/s"),
+        ratio: Some(small.rate.median() / floor),
+        target: "—".to_owned(),
+        met: None,
+        runs: f.small_floor.list(0),
+    });
+    for (name, ours, floor) in [
+        ("p50", &small.p50_ms, &sink.p50_ms),
+        ("p99", &small.p99_ms, &sink.p99_ms),
+    ] {
+        rows.push(Row {
+            figure: format!("Small upload latency {name} (create + PATCH)"),
+            value: format!("{:.2} ms", ours.median()),
+            limit: format!("sink: {:.2} ms", floor.median()),
+            ratio: Some(ours.median() / floor.median()),
+            target: "—".to_owned(),
+            met: None,
+            runs: ours.list(2),
+        });
+    }
+
+    let hwm = f.rss_hwm.median();
+    let whose = if f.rss_is_server {
+        "server"
+    } else {
+        "in-process: this process's"
+    };
+    rows.push(Row {
+        figure: format!(
+            "Peak RSS ({whose} VmHWM) during the {big} PATCH; sampled VmRSS peak {}",
+            size(f.rss_sampled.median() as u64)
+        ),
+        value: size(hwm as u64),
+        limit: size(RSS_LIMIT),
+        ratio: Some(hwm / RSS_LIMIT as f64),
+        target: "≤ 1.00".to_owned(),
+        met: (judged && f.rss_is_server).then_some(hwm <= RSS_LIMIT as f64),
+        runs: f
+            .rss_hwm
+            .0
+            .iter()
+            .map(|b| size(*b as u64))
+            .collect::<Vec<_>>()
+            .join(", "),
+    });
+    rows
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| Figure | Median | Limit | Ratio | Target | Met | Rounds |\n|---|---:|---:|---:|---|:-:|---|\n",
+    );
+    for r in rows {
+        let ratio = r.ratio.map_or(String::new(), |x| format!("{x:.2}"));
+        let met = match r.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "",
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {ratio} | {} | {met} | {} |",
+            r.figure, r.value, r.limit, r.target, r.runs
+        );
+    }
+    out
+}
+
+fn markdown(
+    options: &Options,
+    f: &Figures,
+    rows: &[Row],
+    data_dir: &Path,
+    load_before: &str,
+    load_after: &str,
+    elapsed: Duration,
+) -> String {
+    let mut md = String::from("# `make bench` results\n\n");
+    let _ = writeln!(
+        md,
+        "Generated by `make bench` (`crates/bench`, issue #5). Medians of {} rounds; MB = 10⁶ bytes.\n",
+        options.runs
+    );
+    md.push_str("## Machine\n\n");
+    for (name, value) in machine(data_dir) {
+        let _ = writeln!(md, "- **{name}**: {value}");
+    }
+    let server = match &options.server {
+        ServerMode::Binary(path) => format!("`{}` (child process)", path.display()),
+        ServerMode::InProcess => "in-process `roughy_server::Application`".to_owned(),
+    };
+    let _ = writeln!(
+        md,
+        "- **service**: {server}, embedded defaults, temporary `ROUGHY_DATA_DIR`"
+    );
+    let _ = writeln!(
+        md,
+        "- **load average** (1, 5, 15 min): {load_before} before, {load_after} after"
+    );
+    let _ = writeln!(md, "- **run time**: {:.0} s\n", elapsed.as_secs_f64());
+
+    md.push_str("## Results\n\n");
+    md.push_str(&table(rows));
+    md.push_str("\nSequential write + fdatasync by mode and block size (median MB/s; rounds):\n\n");
+    for ((mode, block), samples) in &f.disk {
+        let _ = writeln!(
+            md,
+            "- {}, {}: {:.0} ({})",
+            mode.label(),
+            size(*block as u64),
+            samples.median(),
+            samples.list(0)
+        );
+    }
+    if let Some((_, _, buffered)) = f.best_disk(&[WriteMode::Buffered]) {
+        // The issue's literal limit: buffered writes only.
+        let limit = buffered.median().min(f.sink_big.median());
+        let _ = writeln!(
+            md,
+            "\nAgainst the buffered-only limit L' = {limit:.0} MB/s (the issue's `dd conv=fsync`): \
+             one PATCH {:.2}, 16 MiB PATCHes {:.2}, concurrent {:.2}.",
+            f.one_patch.median() / limit,
+            f.chunked.median() / limit,
+            f.concurrent.median() / limit
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nSmall-upload latency rounds against the sink: p50 {} ms; p99 {} ms.",
+        f.sink_small.p50_ms.list(2),
+        f.sink_small.p99_ms.list(2)
+    );
+    md.push_str(METHOD);
+    md.push_str("\n## Rounds\n\nThe run's log: every measurement, with the CPU seconds the server and the client \
+                 (this benchmark) spent against the wall time.\n\n```text\n");
+    for line in &f.log {
+        md.push_str(line);
+        md.push('\n');
+    }
+    md.push_str("```\n");
+    md
+}
+
+const METHOD: &str = "
+## Method
+
+- **Limit L** = min(best sequential write + `fdatasync`, the HTTP client to a discarding
+  loopback sink). The write goes to the directory the service stages uploads in, is synced once
+  at the end, and is deleted afterwards; it is measured through the page cache (`dd
+  conv=fsync`, the issue's definition) and with `O_DIRECT` (`dd oflag=direct conv=fsync`, how
+  the service writes), at several block sizes, and the best counts — the stricter limit. The
+  ratios against the buffered-only limit are given under the table. The sink is a minimal
+  raw-tokio HTTP/1.1 server (one 256 KiB read buffer per connection); the client is the same
+  `reqwest` client, sending the same request with the same streamed body.
+- Every round starts a fresh service process (so its `VmHWM` is the peak of that round's big
+  PATCH), mints a key through `/admin/v1`, makes one small upload (the fresh process's first
+  requests are not measured), and uploads generated WAV files (44-byte header, 16-bit stereo
+  PCM noise). Each upload counts only once its asset is `ready` and the stored object has the
+  size and SHA-256 that was sent; the asset is then deleted.
+- Timings: a PATCH from sending its request to receiving its 204 (the service has synced the
+  bytes by then, and finalised the upload on the last byte). Small uploads: `POST /v1/assets` +
+  one PATCH, timed together, one after the other on one keep-alive connection; the sink answers
+  the same two requests.
+- Small uploads are also compared with the filesystem steps one durable upload takes, done
+  directly on the same disk (no HTTP, no repository): the gap is the rest of the service's
+  work per upload (its repository commits, mostly).
+- This machine is a VM: page-cache writes into pages the guest has not used yet cost a fault in
+  the host each and run at a few hundred MB/s, while rewrites of freed pages run at GB/s. The
+  buffered limit is measured at its best (each write reuses the pages the previous one freed,
+  after a warm-up); the service writes with `O_DIRECT` and does not depend on it.
+";
+
+/// The machine's description: CPU, cores, memory, kernel, disk, toolchain, date.
+fn machine(data_dir: &Path) -> Vec<(&'static str, String)> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown".to_owned(), |(_, v)| v.trim().to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZeroUsize::get);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().strip_suffix("kB"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        })
+        .map_or("unknown".to_owned(), |kib| size(kib * 1024));
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or("unknown".to_owned(), |k| k.trim().to_owned());
+    let df = command_output("df", &["-hT", &data_dir.to_string_lossy()])
+        .and_then(|out| out.lines().last().map(str::to_owned))
+        .map_or("unknown".to_owned(), |l| {
+            l.split_whitespace().collect::<Vec<_>>().join(" ")
+        });
+    let rustc = command_output("rustc", &["--version"])
+        .map_or("unknown".to_owned(), |v| v.trim().to_owned());
+    let date = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    vec![
+        ("date", date),
+        ("CPU", format!("{cpu}, {cores} cores (nproc)")),
+        ("memory", memory),
+        ("kernel", kernel),
+        ("disk (`df -hT` of the data directory)", format!("`{df}`")),
+        ("rustc", rustc),
+    ]
+}
+
+/// The load average (1, 5 and 15 minutes) from `/proc/loadavg`.
+pub(crate) fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or("unknown".to_owned(), |l| {
+        l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    })
+}
+
+fn command_output(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A byte count in binary units: `512 KiB`, `1 GiB`, `11.8 MiB`.
+pub(crate) fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64;
+    let mut unit = "B";
+    for u in UNITS {
+        if value < 1024.0 {
+            break;
+        }
+        value /= 1024.0;
+        unit = u;
+    }
+    if (value - value.round()).abs() < 0.05 {
+        format!("{value:.0} {unit}")
+    } else {
+        format!("{value:.1} {unit}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_naturally() {
+        assert_eq!(size(1 << 30), "1 GiB");
+        assert_eq!(size(4 << 30), "4 GiB");
+        assert_eq!(size(256 << 10), "256 KiB");
+        assert_eq!(size(12_373_196), "11.8 MiB");
+        assert_eq!(size(100), "100 B");
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(Samples(vec![3.0, 1.0, 2.0]).median(), 2.0);
+        assert_eq!(Samples(vec![4.0, 1.0, 2.0, 3.0]).median(), 2.5);
+        assert!(Samples::default().median().is_nan());
+    }
+}
