@@ -192,7 +192,13 @@ impl Options {
 
 /// The workspace root (where `bench/RESULTS.md` lives), as known at build time.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("..")
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // `crates/bench` → the workspace root.
+    manifest_dir
+        .ancestors()
+        .nth(2)
+        .unwrap_or(manifest_dir)
+        .to_path_buf()
 }
 
 /// The release `roughy-server`: next to this executable (both live in `target/release/`

@@ -468,7 +468,8 @@ const METHOD: &str = "
   the same two requests.
 - Small uploads are also compared with the filesystem steps one durable upload takes, done
   directly on the same disk (no HTTP, no repository): the gap is the rest of the service's
-  work per upload (its repository commits, mostly).
+  work per upload (repository round trips and commits, HTTP, and processing of the previous
+  uploads running alongside).
 - This machine is a VM: page-cache writes into pages the guest has not used yet cost a fault in
   the host each and run at a few hundred MB/s, while rewrites of freed pages run at GB/s. The
   buffered limit is measured at its best (each write reuses the pages the previous one freed,
