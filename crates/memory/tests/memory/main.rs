@@ -1,11 +1,31 @@
 //! Tests of the in-memory adapters through their ports: one binary, one module per concern.
+//! The repository modules are the shared conformance suite (`crates/app/conformance`).
 
-mod accounts;
-mod assets;
-mod jobs;
+/// The adapter under test, for the conformance suite.
+mod adapter {
+    /// The repository type.
+    pub type Repo = roughy_memory::MemoryRepository;
+
+    /// A fresh, empty repository.
+    pub async fn fresh_repository() -> Repo {
+        Repo::new()
+    }
+}
+
 mod locks;
-mod projects;
-mod purges;
 mod signal;
+
+#[path = "../../../app/conformance/accounts.rs"]
+mod accounts;
+#[path = "../../../app/conformance/assets.rs"]
+mod assets;
+#[path = "../../../app/conformance/jobs.rs"]
+mod jobs;
+#[path = "../../../app/conformance/projects.rs"]
+mod projects;
+#[path = "../../../app/conformance/purges.rs"]
+mod purges;
+#[path = "../../../app/conformance/support.rs"]
 mod support;
+#[path = "../../../app/conformance/uploads.rs"]
 mod uploads;

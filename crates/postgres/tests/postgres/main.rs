@@ -1,19 +1,39 @@
 //! Tests of the PostgreSQL adapters against a real, throwaway PostgreSQL cluster: one binary,
-//! one module per concern. The repository tests are the in-memory adapter's behaviour tests,
-//! run here against `PgRepository`; the other modules cover what only a real database shows
-//! (races between transactions, constraints, several processes, the embedded cluster).
+//! one module per concern. The repository modules are the shared conformance suite
+//! (`crates/app/conformance`), run here against `PgRepository`; the other modules cover what
+//! only a real database shows (races between transactions, constraints, several processes,
+//! the embedded cluster).
 //!
 //! The cluster is started once per binary from the machine's PostgreSQL binaries; every test
 //! gets a database of its own. If the cluster cannot start, every test fails: none is skipped.
 
-mod accounts;
-mod assets;
+/// The adapter under test, for the conformance suite.
+mod adapter {
+    /// The repository type.
+    pub type Repo = roughy_postgres::PgRepository;
+
+    /// A migrated repository over a new database of the test run's cluster.
+    pub async fn fresh_repository() -> Repo {
+        crate::cluster::fresh_repository().await
+    }
+}
+
 mod cluster;
 mod concurrency;
 mod embedded;
-mod jobs;
 mod locks;
+
+#[path = "../../../app/conformance/accounts.rs"]
+mod accounts;
+#[path = "../../../app/conformance/assets.rs"]
+mod assets;
+#[path = "../../../app/conformance/jobs.rs"]
+mod jobs;
+#[path = "../../../app/conformance/projects.rs"]
 mod projects;
+#[path = "../../../app/conformance/purges.rs"]
 mod purges;
+#[path = "../../../app/conformance/support.rs"]
 mod support;
+#[path = "../../../app/conformance/uploads.rs"]
 mod uploads;

@@ -1,9 +1,10 @@
-//! Fixtures: a throwaway PostgreSQL cluster shared by the test binary, a database of its own
-//! for each test, and helpers that drive rows into each lifecycle state.
+//! Fixtures: a fresh repository of the adapter under test (`crate::adapter`), and helpers that
+//! drive rows into each lifecycle state.
 
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
+use crate::adapter::{fresh_repository, Repo};
 use roughy_app::ports::{
     AccountRepo, AssetRepo, JobOutcome, JobRepo, ProjectRepo, UploadLookup, UploadRepo,
 };
@@ -12,9 +13,6 @@ use roughy_domain::{
     Account, AccountId, Asset, AssetState, DurationMs, LedgerEntry, MediaFormat, Project,
     ProjectId, SizeBytes, Upload, UploadState,
 };
-use roughy_postgres::PgRepository;
-
-use crate::cluster;
 
 /// `secs` seconds after a fixed instant.
 pub fn at(secs: i64) -> OffsetDateTime {
@@ -37,16 +35,16 @@ pub fn minutes(n: u64) -> DurationMs {
 /// The declared size of every test upload.
 pub const SIZE: u64 = 1_000;
 
-/// A repository over a database of its own, and helpers over it.
+/// A fresh repository of the adapter under test, and helpers over it.
 #[derive(Clone, Debug)]
 pub struct World {
-    pub repo: PgRepository,
+    pub repo: Repo,
 }
 
 impl World {
     pub async fn new() -> Self {
         Self {
-            repo: cluster::fresh_repository().await,
+            repo: fresh_repository().await,
         }
     }
 
