@@ -26,15 +26,18 @@ pub mod media;
 /// The admin token of test servers.
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
-/// Which repository the server under test runs on: `ROUGHY_TEST_WIRING=memory` (the default)
-/// or `postgres` (a fresh database per test in a throwaway cluster shared by the run).
-/// `make test` runs the contract suite once with each.
+/// Which adapters the server under test runs on: `ROUGHY_TEST_WIRING=memory` (the default),
+/// `postgres` (a fresh database per test in a throwaway cluster shared by the run), or
+/// `postgres-s3` (PostgreSQL and a fresh bucket per test in the S3 server the run started:
+/// `scripts/s3s-fs run -- …`). `make test` runs the contract suite once with each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wiring {
-    /// The in-memory repository.
+    /// The in-memory repository, local-disk blobs.
     Memory,
-    /// PostgreSQL.
+    /// PostgreSQL, local-disk blobs.
     Postgres,
+    /// PostgreSQL, blobs in S3.
+    PostgresS3,
 }
 
 impl Wiring {
@@ -46,7 +49,10 @@ impl Wiring {
         match std::env::var("ROUGHY_TEST_WIRING").as_deref() {
             Err(_) | Ok("") | Ok("memory") => Self::Memory,
             Ok("postgres") => Self::Postgres,
-            Ok(other) => panic!("ROUGHY_TEST_WIRING must be memory or postgres, not {other:?}"),
+            Ok("postgres-s3") => Self::PostgresS3,
+            Ok(other) => panic!(
+                "ROUGHY_TEST_WIRING must be memory, postgres or postgres-s3, not {other:?}"
+            ),
         }
     }
 
@@ -54,8 +60,74 @@ impl Wiring {
     pub fn name(self) -> &'static str {
         match self {
             Self::Memory => "memory",
-            Self::Postgres => "postgres",
+            Self::Postgres | Self::PostgresS3 => "postgres",
         }
+    }
+
+    /// Whether blobs live in S3.
+    pub fn is_s3(self) -> bool {
+        self == Self::PostgresS3
+    }
+}
+
+/// The S3 server of the run (started by `scripts/s3s-fs run`), with a fresh bucket.
+#[derive(Clone, Debug)]
+pub struct TestBucket {
+    /// `http://127.0.0.1:<port>`.
+    pub endpoint: String,
+    /// The bucket's name.
+    pub bucket: String,
+    /// The bucket's directory (s3s-fs keeps a bucket as a directory under its root).
+    pub dir: PathBuf,
+    /// The server's root directory (in-progress multipart uploads live there).
+    pub root: PathBuf,
+    /// Access key.
+    pub access_key: String,
+    /// Secret key.
+    pub secret_key: String,
+}
+
+impl TestBucket {
+    /// A new empty bucket in the run's S3 server.
+    ///
+    /// # Panics
+    /// When no S3 server was started for the run: a test that needs S3 fails, never skips.
+    pub fn fresh() -> Self {
+        let var = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!("{name} is not set: run the S3 tests through `scripts/s3s-fs run -- …` (as `make test` does)")
+            })
+        };
+        let root = PathBuf::from(var("ROUGHY_TEST_S3_ROOT"));
+        let bucket = format!(
+            "t{}",
+            roughy_domain::ids::random_base62(12).to_ascii_lowercase()
+        );
+        let dir = root.join(&bucket);
+        std::fs::create_dir_all(&dir).expect("create the bucket directory");
+        Self {
+            endpoint: var("ROUGHY_TEST_S3_ENDPOINT"),
+            bucket,
+            dir,
+            root,
+            access_key: var("ROUGHY_TEST_S3_ACCESS_KEY"),
+            secret_key: var("ROUGHY_TEST_S3_SECRET_KEY"),
+        }
+    }
+
+    /// The service's variables for this bucket under `prefix`.
+    pub fn env(&self, prefix: &str) -> Vec<(String, String)> {
+        [
+            ("ROUGHY_STORAGE_URL", format!("s3://{}/{prefix}", self.bucket)),
+            ("AWS_ENDPOINT", self.endpoint.clone()),
+            ("AWS_ALLOW_HTTP", "true".to_owned()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_ACCESS_KEY_ID", self.access_key.clone()),
+            ("AWS_SECRET_ACCESS_KEY", self.secret_key.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
     }
 }
 
@@ -67,8 +139,10 @@ pub struct TestApp {
     pub client: Client,
     /// The server's clock.
     pub clock: Arc<ManualClock>,
-    /// The data dir (blobs live under it).
+    /// The data dir (blobs live under it, unless in S3).
     pub data_dir: tempfile::TempDir,
+    /// The bucket, when blobs live in S3.
+    pub bucket: Option<TestBucket>,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -94,9 +168,17 @@ impl TestApp {
         let wiring = Wiring::from_env();
         let database_url = match wiring {
             Wiring::Memory => None,
-            Wiring::Postgres => Some(roughy_postgres::testing::fresh_database_url().await),
+            Wiring::Postgres | Wiring::PostgresS3 => {
+                Some(roughy_postgres::testing::fresh_database_url().await)
+            }
         };
+        let bucket = wiring.is_s3().then(TestBucket::fresh);
+        let s3_env = bucket.as_ref().map(|b| b.env("media")).unwrap_or_default();
         let mut config = Config::from_lookup(|k| match k {
+            _ if s3_env.iter().any(|(name, _)| name == k) => s3_env
+                .iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| v.clone()),
             "ROUGHY_DATA_DIR" => Some(dir.clone()),
             "ROUGHY_ADMIN_TOKEN" => Some(ADMIN_TOKEN.to_owned()),
             "ROUGHY_REAPER_INTERVAL_SECS" => Some("1".to_owned()),
@@ -131,6 +213,7 @@ impl TestApp {
             client,
             clock,
             data_dir,
+            bucket,
             handle,
         }
     }

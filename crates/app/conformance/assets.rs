@@ -151,6 +151,7 @@ async fn deleting_an_asset_takes_its_job_and_leaves_an_upload_tombstone() {
         Some(Purge {
             asset_id: asset.id.clone(),
             upload_id: asset.upload_id.clone(),
+            staging: World::final_staging(),
         })
     );
     assert_eq!(w.repo.get_asset(&account, &asset.id).await.unwrap(), None);

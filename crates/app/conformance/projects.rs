@@ -5,7 +5,7 @@ use roughy_app::ports::{
     UploadRepo,
 };
 use roughy_app::PageRequest;
-use roughy_domain::{AccountId, Project, ProjectId};
+use roughy_domain::{AccountId, Project, ProjectId, Staging};
 use time::Duration;
 
 use crate::support::{at, first, World};
@@ -193,10 +193,12 @@ async fn deleting_a_project_deletes_its_assets_as_asset_deletion_would() {
         Purge {
             asset_id: pending.id.clone(),
             upload_id: pending.upload_id.clone(),
+            staging: Staging::default(),
         },
         Purge {
             asset_id: processing.id.clone(),
             upload_id: processing.upload_id.clone(),
+            staging: World::final_staging(),
         },
     ];
     expected.sort_by(|a, b| a.asset_id.cmp(&b.asset_id));

@@ -11,7 +11,7 @@ use roughy_app::ports::{
 use roughy_app::PageRequest;
 use roughy_domain::{
     Account, AccountId, Asset, AssetState, DurationMs, LedgerEntry, MediaFormat, Project,
-    ProjectId, SizeBytes, Upload, UploadState,
+    ProjectId, SizeBytes, Staging, Upload,
 };
 
 /// `secs` seconds after a fixed instant.
@@ -89,15 +89,7 @@ impl World {
             None,
             created,
         );
-        let upload = Upload {
-            id: asset.upload_id.clone(),
-            asset_id: asset.id.clone(),
-            account_id: account.clone(),
-            length: asset.declared_size,
-            offset: 0,
-            expires_at: created + Duration::hours(48),
-            state: UploadState::Active,
-        };
+        let upload = Upload::open(&asset, created, Duration::hours(48));
         (asset, upload)
     }
 
@@ -116,7 +108,13 @@ impl World {
         asset
     }
 
-    /// A stored asset in `processing`, its job queued at `created`.
+    /// The staging [`World::processing`] finalises its uploads with.
+    pub fn final_staging() -> Staging {
+        Staging::new("mpu-1;parts=1:etag-a,2:etag-b")
+    }
+
+    /// A stored asset in `processing`, its job queued at `created`, its upload completed with
+    /// [`World::final_staging`].
     pub async fn processing(
         &self,
         account: &AccountId,
@@ -125,11 +123,11 @@ impl World {
     ) -> Asset {
         let asset = self.asset(account, project, created).await;
         self.repo
-            .identify_upload(&asset.upload_id, MediaFormat::Wav)
+            .identify_upload(&asset.upload_id, MediaFormat::Wav, &Staging::new("mpu-1"))
             .await
             .expect("the repository answers");
         self.repo
-            .finalize_upload(&asset.upload_id, SIZE, created)
+            .finalize_upload(&asset.upload_id, &Self::final_staging(), created)
             .await
             .expect("the repository answers");
         self.get(&asset).await

@@ -1,12 +1,18 @@
 //! Uploads: lookup with tombstones, progress, finalisation, discarding, expiry.
 
 use roughy_app::ports::{
-    AssetRepo, GoneReason, JobRepo, Purge, RepoError, UploadLookup, UploadRepo,
+    AssetRepo, GoneReason, JobRepo, ProjectRepo, Purge, PurgeQueue, RepoError, UploadLookup,
+    UploadRepo,
 };
-use roughy_domain::{AssetState, MediaFormat, UploadId, UploadState};
+use roughy_domain::{AssetState, MediaFormat, Staging, UploadId, UploadState};
 use time::Duration;
 
 use crate::support::{at, World, SIZE};
+
+/// A sink's staging state, by label.
+fn staging(label: &str) -> Staging {
+    Staging::new(label)
+}
 
 #[tokio::test]
 async fn an_upload_is_live_for_its_owner_and_unknown_to_anyone_else() {
@@ -43,14 +49,15 @@ async fn progress_moves_the_offset_and_expiry_of_an_active_upload_only() {
     let asset = w.asset(&account, &project, at(1)).await;
 
     w.repo
-        .record_progress(&asset.upload_id, 100, at(500))
+        .record_progress(&asset.upload_id, 100, &staging("parts=1"), at(500))
         .await
         .unwrap();
     let upload = w.upload(&asset).await;
     assert_eq!((upload.offset, upload.expires_at), (100, at(500)));
+    assert_eq!(upload.staging, staging("parts=1"));
     assert!(matches!(
         w.repo
-            .record_progress(&asset.upload_id, SIZE + 1, at(501))
+            .record_progress(&asset.upload_id, SIZE + 1, &staging("parts=9"), at(501))
             .await,
         Err(RepoError::Conflict(_))
     ));
@@ -61,7 +68,7 @@ async fn progress_moves_the_offset_and_expiry_of_an_active_upload_only() {
     );
     assert!(matches!(
         w.repo
-            .record_progress(&UploadId::generate(), 1, at(501))
+            .record_progress(&UploadId::generate(), 1, &staging("x"), at(501))
             .await,
         Err(RepoError::NotFound)
     ));
@@ -75,13 +82,13 @@ async fn identify_records_the_format_while_the_upload_is_active() {
     let asset = w.asset(&account, &project, at(1)).await;
 
     w.repo
-        .identify_upload(&asset.upload_id, MediaFormat::Mkv)
+        .identify_upload(&asset.upload_id, MediaFormat::Mkv, &staging("mpu-1"))
         .await
         .unwrap();
     assert_eq!(w.get(&asset).await.format, Some(MediaFormat::Mkv));
     assert!(matches!(
         w.repo
-            .identify_upload(&UploadId::generate(), MediaFormat::Wav)
+            .identify_upload(&UploadId::generate(), MediaFormat::Wav, &staging("mpu-2"))
             .await,
         Err(RepoError::NotFound)
     ));
@@ -96,7 +103,9 @@ async fn finalising_completes_the_upload_moves_the_asset_and_queues_a_job() {
 
     // The domain refuses to finish an unidentified upload; nothing changes.
     assert!(matches!(
-        w.repo.finalize_upload(&asset.upload_id, SIZE, at(2)).await,
+        w.repo
+            .finalize_upload(&asset.upload_id, &staging("final"), at(2))
+            .await,
         Err(RepoError::Conflict(_))
     ));
     assert_eq!(w.upload(&asset).await.state, UploadState::Active);
@@ -110,39 +119,49 @@ async fn finalising_completes_the_upload_moves_the_asset_and_queues_a_job() {
     );
 
     w.repo
-        .identify_upload(&asset.upload_id, MediaFormat::Wav)
+        .identify_upload(&asset.upload_id, MediaFormat::Wav, &staging("mpu-1"))
         .await
         .unwrap();
     w.repo
-        .record_progress(&asset.upload_id, 600, at(3))
+        .record_progress(&asset.upload_id, 600, &staging("mpu-1;1"), at(3))
         .await
         .unwrap();
     w.repo
-        .finalize_upload(&asset.upload_id, SIZE, at(4))
+        .finalize_upload(&asset.upload_id, &staging("mpu-1;1;2"), at(4))
         .await
         .unwrap();
     let upload = w.upload(&asset).await;
     assert_eq!(upload.state, UploadState::Completed);
     assert_eq!(upload.offset, SIZE);
+    assert_eq!(upload.staging, staging("mpu-1;1;2"));
     let stored = w.get(&asset).await;
     assert_eq!(stored.state, AssetState::Processing);
     assert_eq!(stored.size_bytes, Some(SIZE));
 
     // No longer active: every upload write refuses.
     assert!(matches!(
-        w.repo.finalize_upload(&asset.upload_id, SIZE, at(5)).await,
-        Err(RepoError::NotFound)
-    ));
-    assert!(matches!(
-        w.repo.record_progress(&asset.upload_id, SIZE, at(5)).await,
+        w.repo
+            .finalize_upload(&asset.upload_id, &staging("again"), at(5))
+            .await,
         Err(RepoError::NotFound)
     ));
     assert!(matches!(
         w.repo
-            .identify_upload(&asset.upload_id, MediaFormat::Mp3)
+            .record_progress(&asset.upload_id, SIZE - 1, &staging("again"), at(5))
             .await,
         Err(RepoError::NotFound)
     ));
+    assert!(matches!(
+        w.repo
+            .identify_upload(&asset.upload_id, MediaFormat::Mp3, &staging("again"))
+            .await,
+        Err(RepoError::NotFound)
+    ));
+    assert_eq!(
+        w.upload(&asset).await,
+        upload,
+        "refused writes change nothing"
+    );
 
     // The job is due from the finalisation on.
     assert_eq!(
@@ -156,6 +175,10 @@ async fn finalising_completes_the_upload_moves_the_asset_and_queues_a_job() {
         .unwrap()
         .expect("queued");
     assert_eq!(job.asset, stored);
+    assert_eq!(
+        job.upload, upload,
+        "the completed upload, with its final staging"
+    );
     assert_eq!(job.attempts, 0);
 }
 
@@ -182,7 +205,9 @@ async fn discarding_an_active_upload_deletes_its_asset_and_leaves_a_tombstone() 
             Some(Purge {
                 asset_id: asset.id.clone(),
                 upload_id: asset.upload_id.clone(),
-            })
+                staging: Staging::default(),
+            }),
+            "nothing was staged"
         );
         assert_eq!(w.repo.get_asset(&account, &asset.id).await.unwrap(), None);
         assert_eq!(
@@ -235,7 +260,7 @@ async fn an_expiry_discard_rechecks_the_expiry_atomically() {
     let project = w.project(&account, at(0)).await;
     let asset = w.asset(&account, &project, at(0)).await;
     w.repo
-        .record_progress(&asset.upload_id, 64, at(10))
+        .record_progress(&asset.upload_id, 64, &staging("64"), at(10))
         .await
         .unwrap();
 
@@ -257,7 +282,7 @@ async fn an_expiry_discard_rechecks_the_expiry_atomically() {
     );
     // A PATCH refreshed it after the reaper listed it.
     w.repo
-        .record_progress(&asset.upload_id, 128, at(100))
+        .record_progress(&asset.upload_id, 128, &staging("128"), at(100))
         .await
         .unwrap();
     assert_eq!(discard(at(11)).await, None);
@@ -281,28 +306,29 @@ async fn expired_uploads_lists_only_active_ones_past_their_expiry() {
     for secs in [30, 10, 20] {
         let asset = w.asset(&account, &project, at(0)).await;
         w.repo
-            .record_progress(&asset.upload_id, 64, at(secs))
+            .record_progress(&asset.upload_id, 64, &staging("64"), at(secs))
             .await
             .unwrap();
         expiring.push((secs, asset.upload_id));
     }
     let fresh = w.asset(&account, &project, at(0)).await;
     w.repo
-        .record_progress(&fresh.upload_id, 64, at(1_000))
+        .record_progress(&fresh.upload_id, 64, &staging("64"), at(1_000))
         .await
         .unwrap();
     // Completed uploads never expire, however old their expiry.
+    // (Identified first: staging is chosen before the first byte.)
     let done = w.asset(&account, &project, at(0)).await;
     w.repo
-        .record_progress(&done.upload_id, 64, at(5))
+        .identify_upload(&done.upload_id, MediaFormat::Wav, &staging("mpu"))
         .await
         .unwrap();
     w.repo
-        .identify_upload(&done.upload_id, MediaFormat::Wav)
+        .record_progress(&done.upload_id, 64, &staging("mpu;64"), at(5))
         .await
         .unwrap();
     w.repo
-        .finalize_upload(&done.upload_id, SIZE, at(6))
+        .finalize_upload(&done.upload_id, &staging("mpu;64;final"), at(6))
         .await
         .unwrap();
 
@@ -354,4 +380,267 @@ async fn pruning_forgets_old_tombstones_only() {
         UploadLookup::Gone(GoneReason::AssetDeleted)
     );
     assert_eq!(w.repo.prune_tombstones(at(15)).await.unwrap(), 0);
+}
+
+// --- staging: what the sink keeps, stored with the offset ---------------------------------------
+
+#[tokio::test]
+async fn identify_stores_the_staging_begun_and_progress_replaces_it() {
+    let w = World::new().await;
+    let account = w.account().await;
+    let project = w.project(&account, at(0)).await;
+    let asset = w.asset(&account, &project, at(1)).await;
+    assert!(
+        w.upload(&asset).await.staging.is_empty(),
+        "nothing begun yet"
+    );
+
+    w.repo
+        .identify_upload(&asset.upload_id, MediaFormat::Flac, &staging("mpu-7"))
+        .await
+        .unwrap();
+    let identified = w.upload(&asset).await;
+    assert_eq!(identified.staging, staging("mpu-7"));
+    assert_eq!(identified.offset, 0);
+
+    // A first chunk re-sent before any byte was durable identifies again with the same
+    // staging: accepted.
+    w.repo
+        .identify_upload(&asset.upload_id, MediaFormat::Flac, &staging("mpu-7"))
+        .await
+        .unwrap();
+    assert_eq!(w.upload(&asset).await, identified);
+
+    w.repo
+        .record_progress(&asset.upload_id, 300, &staging("mpu-7;1:e1"), at(50))
+        .await
+        .unwrap();
+    let progressed = w.upload(&asset).await;
+    assert_eq!(
+        (
+            progressed.offset,
+            &progressed.staging,
+            progressed.expires_at
+        ),
+        (300, &staging("mpu-7;1:e1"), at(50))
+    );
+    w.repo
+        .record_progress(&asset.upload_id, 600, &staging("mpu-7;1:e1,2:e2"), at(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        w.upload(&asset).await.staging,
+        staging("mpu-7;1:e1,2:e2"),
+        "the staging of the latest offset"
+    );
+}
+
+#[tokio::test]
+async fn staging_is_fixed_once_a_byte_is_stored() {
+    let w = World::new().await;
+    let account = w.account().await;
+    let project = w.project(&account, at(0)).await;
+    let asset = w.asset(&account, &project, at(1)).await;
+    w.repo
+        .identify_upload(&asset.upload_id, MediaFormat::Wav, &staging("mpu-1"))
+        .await
+        .unwrap();
+    w.repo
+        .record_progress(&asset.upload_id, 100, &staging("mpu-1;1"), at(50))
+        .await
+        .unwrap();
+    let (upload, stored) = (w.upload(&asset).await, w.get(&asset).await);
+
+    assert!(matches!(
+        w.repo
+            .identify_upload(&asset.upload_id, MediaFormat::Mp3, &staging("mpu-2"))
+            .await,
+        Err(RepoError::Conflict(_))
+    ));
+    assert_eq!(
+        w.upload(&asset).await,
+        upload,
+        "a refused call changes nothing"
+    );
+    assert_eq!(w.get(&asset).await, stored, "not even the format");
+}
+
+#[tokio::test]
+async fn progress_only_moves_forward_and_stays_below_the_length() {
+    let w = World::new().await;
+    let account = w.account().await;
+    let project = w.project(&account, at(0)).await;
+    let asset = w.asset(&account, &project, at(1)).await;
+    w.repo
+        .record_progress(&asset.upload_id, 400, &staging("400"), at(50))
+        .await
+        .unwrap();
+    let upload = w.upload(&asset).await;
+    let stored = w.get(&asset).await;
+
+    // Not forward (equal or behind), or at or past the length (only finalising reaches it).
+    for refused in [400, 399, 0, SIZE, SIZE + 1] {
+        assert!(
+            matches!(
+                w.repo
+                    .record_progress(&asset.upload_id, refused, &staging("refused"), at(99))
+                    .await,
+                Err(RepoError::Conflict(_))
+            ),
+            "offset {refused}"
+        );
+        assert_eq!(
+            w.upload(&asset).await,
+            upload,
+            "offset {refused}: a refused call changes nothing"
+        );
+    }
+    assert_eq!(w.get(&asset).await, stored);
+    assert_eq!(w.get(&asset).await.state, AssetState::PendingUpload);
+
+    // The last byte below the length is still progress.
+    w.repo
+        .record_progress(&asset.upload_id, SIZE - 1, &staging("999"), at(60))
+        .await
+        .unwrap();
+    assert_eq!(w.upload(&asset).await.offset, SIZE - 1);
+}
+
+#[tokio::test]
+async fn the_claimed_job_carries_the_completed_upload_with_its_final_staging() {
+    let w = World::new().await;
+    let account = w.account().await;
+    let project = w.project(&account, at(0)).await;
+    let asset = w.asset(&account, &project, at(1)).await;
+    w.repo
+        .identify_upload(&asset.upload_id, MediaFormat::Ogg, &staging("mpu-9"))
+        .await
+        .unwrap();
+    w.repo
+        .record_progress(&asset.upload_id, 500, &staging("mpu-9;1:a"), at(2))
+        .await
+        .unwrap();
+    w.repo
+        .finalize_upload(&asset.upload_id, &staging("mpu-9;1:a,2:b"), at(3))
+        .await
+        .unwrap();
+
+    let job = w
+        .repo
+        .claim_job(at(4), Duration::minutes(1))
+        .await
+        .unwrap()
+        .expect("queued");
+    assert_eq!(job.asset.id, asset.id);
+    assert_eq!(job.upload.id, asset.upload_id);
+    assert_eq!(job.upload.asset_id, asset.id);
+    assert_eq!(job.upload.account_id, account);
+    assert_eq!(job.upload.state, UploadState::Completed);
+    assert_eq!(job.upload.offset, SIZE);
+    assert_eq!(job.upload.length.get(), SIZE);
+    assert_eq!(job.upload.staging, staging("mpu-9;1:a,2:b"));
+    assert_eq!(job.upload, w.upload(&asset).await);
+
+    // Released and claimed again (another attempt): the same upload.
+    w.repo.release_job(&job, at(5)).await.unwrap();
+    let retry = w
+        .repo
+        .claim_job(at(5), Duration::minutes(1))
+        .await
+        .unwrap()
+        .expect("due again");
+    assert_eq!(retry.upload, job.upload);
+}
+
+#[tokio::test]
+async fn every_purge_carries_the_staging_of_its_upload() {
+    let w = World::new().await;
+    let account = w.account().await;
+    let project = w.project(&account, at(0)).await;
+    let other_project = w.project(&account, at(0)).await;
+
+    // Discarded (terminated) after staging and progress.
+    let discarded = w.asset(&account, &project, at(1)).await;
+    w.repo
+        .identify_upload(&discarded.upload_id, MediaFormat::Wav, &staging("d"))
+        .await
+        .unwrap();
+    w.repo
+        .record_progress(&discarded.upload_id, 100, &staging("d;1"), at(2))
+        .await
+        .unwrap();
+    // Expired after staging only (the first chunk's bytes never became durable).
+    let expired = w.asset(&account, &project, at(1)).await;
+    w.repo
+        .identify_upload(&expired.upload_id, MediaFormat::Wav, &staging("e"))
+        .await
+        .unwrap();
+    // An asset deleted mid-upload.
+    let deleted = w.asset(&account, &project, at(1)).await;
+    w.repo
+        .identify_upload(&deleted.upload_id, MediaFormat::Mp3, &staging("a"))
+        .await
+        .unwrap();
+    w.repo
+        .record_progress(&deleted.upload_id, 200, &staging("a;1"), at(2))
+        .await
+        .unwrap();
+    // A project deleted with a completed upload in it.
+    let in_project = w.processing(&account, &other_project, at(1)).await;
+
+    let purge_of = |asset: &roughy_domain::Asset, label: &str| Purge {
+        asset_id: asset.id.clone(),
+        upload_id: asset.upload_id.clone(),
+        staging: staging(label),
+    };
+    let mut returned = Vec::new();
+    returned.push(
+        w.repo
+            .discard_upload(&discarded.upload_id, GoneReason::Terminated, None, at(3))
+            .await
+            .unwrap()
+            .expect("discarded"),
+    );
+    returned.push(
+        w.repo
+            .discard_upload(
+                &expired.upload_id,
+                GoneReason::Expired,
+                Some(at(1_000_000)),
+                at(4),
+            )
+            .await
+            .unwrap()
+            .expect("expired"),
+    );
+    returned.push(
+        w.repo
+            .delete_asset(&account, &deleted.id, at(5))
+            .await
+            .unwrap()
+            .expect("deleted"),
+    );
+    returned.extend(
+        w.repo
+            .delete_project(&account, &other_project, at(6))
+            .await
+            .unwrap()
+            .expect("the caller's project"),
+    );
+
+    let expected = vec![
+        purge_of(&discarded, "d;1"),
+        purge_of(&expired, "e"),
+        purge_of(&deleted, "a;1"),
+        Purge {
+            staging: World::final_staging(),
+            ..purge_of(&in_project, "")
+        },
+    ];
+    assert_eq!(returned, expected, "as returned");
+    assert_eq!(
+        w.repo.pending_purges(10).await.unwrap(),
+        expected,
+        "as recorded in the outbox"
+    );
 }

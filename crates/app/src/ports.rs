@@ -18,7 +18,7 @@ use time::{Duration, OffsetDateTime};
 
 use roughy_domain::{
     Account, AccountId, ApiKey, ApiKeyId, Asset, AssetFailure, AssetId, AssetState, Credits,
-    DurationMs, KeyHash, LedgerEntry, MediaFormat, Project, ProjectId, Upload, UploadId,
+    DurationMs, KeyHash, LedgerEntry, MediaFormat, Project, ProjectId, Staging, Upload, UploadId,
 };
 
 use crate::pagination::{Page, PageRequest};
@@ -132,6 +132,8 @@ pub struct Purge {
     pub asset_id: AssetId,
     /// Its upload (staged bytes, if any).
     pub upload_id: UploadId,
+    /// The sink's staging state of the upload when it was deleted (what to abort).
+    pub staging: Staging,
 }
 
 /// The purge outbox: every repository method that deletes rows with stored bytes (asset and
@@ -249,24 +251,35 @@ pub trait UploadRepo: Send + Sync {
         account: &AccountId,
         id: &UploadId,
     ) -> Result<UploadLookup, RepoError>;
-    /// Records the format sniffed from the first chunk on the upload's asset.
+    /// Atomically records the format sniffed from the first chunk on the upload's asset and
+    /// the sink's staging for it ([`Upload::stage`]).
     /// MUST return `NotFound` if the upload is no longer active.
-    async fn identify_upload(&self, id: &UploadId, format: MediaFormat) -> Result<(), RepoError>;
-    /// Records bytes durably stored: the new offset and the refreshed expiry.
-    /// MUST return `NotFound` if the upload is no longer active.
+    async fn identify_upload(
+        &self,
+        id: &UploadId,
+        format: MediaFormat,
+        staging: &Staging,
+    ) -> Result<(), RepoError>;
+    /// Records bytes durably stored ([`Upload::advance`]): the new offset, the sink's staging
+    /// for it and the refreshed expiry, in one step. MUST return `NotFound` if the upload is
+    /// no longer active, `Conflict` when the transition is refused.
     async fn record_progress(
         &self,
         id: &UploadId,
         offset: u64,
+        staging: &Staging,
         expires_at: OffsetDateTime,
     ) -> Result<(), RepoError>;
-    /// Atomically: the upload completes (offset = length), the asset moves to `processing`
-    /// with `size_bytes`, and a processing job is durably queued.
+    /// Atomically: the upload completes ([`Upload::complete`], offset = length), the asset
+    /// moves to `processing` with `size_bytes` = the length, and a processing job is durably
+    /// queued. The staged bytes are made the asset's object afterwards, by the job
+    /// ([`BlobStore::complete_upload`]), so a failure of this step leaves them staged and the
+    /// client's resend at the previous offset completes the upload.
     /// MUST return `NotFound` if the upload is no longer active.
     async fn finalize_upload(
         &self,
         id: &UploadId,
-        size: u64,
+        staging: &Staging,
         at: OffsetDateTime,
     ) -> Result<(), RepoError>;
     /// Atomically deletes an active upload and its asset, leaving a tombstone. With
@@ -294,6 +307,8 @@ pub trait UploadRepo: Send + Sync {
 pub struct Job {
     /// The asset to process (a snapshot taken at claim time).
     pub asset: Asset,
+    /// Its completed upload: the staged bytes the job makes the asset's object first.
+    pub upload: Upload,
     /// How many times it was claimed before (0 the first time).
     pub attempts: u32,
     /// The claim's token: completing with a stale token does nothing.
@@ -400,30 +415,45 @@ pub struct AppendOutcome {
     /// The offset durably reached. Every byte below it is stored, also when the body stopped
     /// midway. (An adapter may round down to its own write boundary.)
     pub offset: u64,
+    /// The sink's staging state for `offset`, to record with it.
+    pub staging: Staging,
     /// Why it stopped early, if it did.
     pub stop: Option<AppendStop>,
 }
 
 /// Where upload bytes go, durably, as they arrive.
 ///
-/// Only `append` lives here, and it alone is not `Send`: request bodies of the HTTP server
-/// stay on their worker thread. Completing and aborting staged uploads are `BlobStore`
-/// methods, so background workers (the reaper) can call them from any thread.
+/// The contract every adapter keeps (the sink conformance suite in `roughy-blobstore` checks
+/// it on each):
+/// - **Nothing unacknowledged counts.** The offset an append returns counts only bytes that
+///   are durable (fsync'd, or acknowledged by the object store), also when the body fails
+///   midway; the repository records that offset and the returned [`Staging`] in one step, so
+///   the recorded offset never exceeds the bytes stored.
+/// - **The recorded offset is the truth.** An append starts from the upload's recorded offset
+///   and staging: bytes stored past them (a crash after the write, before the commit) are
+///   overwritten by the client's resend, never duplicated, and never break a later append.
+/// - **Completing is a separate, repeatable step.** The final append stores the last byte
+///   staged; [`BlobStore::complete_upload`] makes the object afterwards and may be repeated
+///   (after a crash, by another process) with the same answer. If the finalising commit fails,
+///   the client's resend at the previous offset stages the tail again and completes.
+/// - **Aborting removes everything staged** ([`BlobStore::abort_upload`]), idempotently.
+///
+/// Only `begin` and `append` live here, and they alone are not `Send`: request bodies of the
+/// HTTP server stay on their worker thread. Completing and aborting are `BlobStore` methods, so
+/// background workers can call them from any thread.
 #[cfg_attr(test, automock)]
 #[async_trait(?Send)]
 pub trait UploadSink: Send + Sync {
-    /// Streams `body` into the upload at `offset` (the repository's offset: anything staged
-    /// past it is stale and is overwritten), at most `limit` bytes. Every byte counted in the
-    /// returned offset MUST be durable (fsync'd or acknowledged by the store) before this
-    /// returns, including when the body fails midway. MUST report `AppendStop::TooLong` when
-    /// the body holds more than `limit` bytes.
-    async fn append<'a>(
-        &self,
-        id: &UploadId,
-        offset: u64,
-        body: ByteStream<'a>,
-        limit: u64,
-    ) -> AppendOutcome;
+    /// Prepares staging for an upload whose first chunk was identified as `format`, before
+    /// its first byte is appended (e.g. creates the multipart upload, with the format's
+    /// `Content-Type`). The returned staging is recorded with the format.
+    async fn begin(&self, upload: &Upload, format: MediaFormat) -> Result<Staging, BlobError>;
+
+    /// Streams `body` into the upload from its recorded offset and staging, at most
+    /// [`Upload::remaining`] bytes. Every byte counted in the returned offset MUST be durable
+    /// before this returns, including when the body fails midway. MUST report
+    /// `AppendStop::TooLong` when the body holds more than the remaining bytes.
+    async fn append<'a>(&self, upload: &Upload, body: ByteStream<'a>) -> AppendOutcome;
 }
 
 /// A blocking, seekable reader over a stored object, for probing.
@@ -443,11 +473,12 @@ impl BlobReader for std::fs::File {
 #[cfg_attr(test, automock)]
 #[async_trait]
 pub trait BlobStore: Send + Sync {
-    /// Moves a complete staged upload into place as the asset's object (zero copy where the
-    /// store allows). Returns its size. Repeating it after success answers the object's size.
-    async fn complete_upload(&self, id: &UploadId, asset: &AssetId) -> Result<u64, BlobError>;
+    /// Makes a completed upload's staged bytes the asset's object (zero copy where the store
+    /// allows: a rename, a multipart completion). Returns its size. Repeating it after success
+    /// answers the object's size; `NotFound` when neither staged bytes nor the object exist.
+    async fn complete_upload(&self, upload: &Upload) -> Result<u64, BlobError>;
     /// Removes an upload's staged bytes (aborting a multipart upload). Idempotent.
-    async fn abort_upload(&self, id: &UploadId) -> Result<(), BlobError>;
+    async fn abort_upload(&self, id: &UploadId, staging: &Staging) -> Result<(), BlobError>;
     /// The object's size; `NotFound` when absent.
     async fn object_size(&self, asset: &AssetId) -> Result<u64, BlobError>;
     /// A byte range of the object.
@@ -517,16 +548,18 @@ pub struct SignedDownload {
 }
 
 /// Short-lived signed download links.
+#[async_trait]
 pub trait DownloadLinks: Send + Sync + fmt::Debug {
-    /// A URL to download the asset, valid until `expires_at`. `base` is the service's public
-    /// URL, for links served by this service.
-    fn link(
+    /// A URL to download the asset, valid until `expires_at` (`now` + the download TTL).
+    /// `base` is the service's public URL, for links served by this service.
+    async fn link(
         &self,
         base: &str,
         asset: &AssetId,
         format: MediaFormat,
+        now: OffsetDateTime,
         expires_at: OffsetDateTime,
-    ) -> String;
+    ) -> Result<String, BlobError>;
     /// Whether a link served by this service is authentic and unexpired at `now`.
     fn verify(&self, link: &SignedDownload, now: OffsetDateTime) -> bool;
 }

@@ -13,8 +13,14 @@
 
 mod links;
 mod local;
+mod object;
 mod part_writer;
 
 pub use links::{generate_key, load_or_create_key, HmacDownloadLinks, SigningKeyError, KEY_LEN};
 pub use local::{LocalBlobStore, READ_CHUNK_SIZE};
+pub use object::{
+    option_variables, ObjectBackend, ObjectBlobStore, ObjectStoreConfigError, ObjectStoreSettings,
+    PresignedLinks, DEFAULT_PARTS_IN_FLIGHT, DEFAULT_PART_SIZE, MAX_PARTS, MIN_PART_SIZE,
+    READ_BLOCK,
+};
 pub use part_writer::{DIRECT_ALIGN, WRITE_BUFFERS, WRITE_BUFFER_SIZE};

@@ -14,7 +14,9 @@ use sha2::Sha256;
 use thiserror::Error;
 use time::OffsetDateTime;
 
-use roughy_app::ports::{DownloadLinks, SignedDownload};
+use async_trait::async_trait;
+
+use roughy_app::ports::{BlobError, DownloadLinks, SignedDownload};
 use roughy_domain::{AssetId, MediaFormat};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -72,23 +74,25 @@ impl HmacDownloadLinks {
     }
 }
 
+#[async_trait]
 impl DownloadLinks for HmacDownloadLinks {
     /// `{base}/v1/downloads/{asset_id}?ext={extension}&expires={unix}&sig={hex}`.
-    fn link(
+    async fn link(
         &self,
         base: &str,
         asset: &AssetId,
         format: MediaFormat,
+        _now: OffsetDateTime,
         expires_at: OffsetDateTime,
-    ) -> String {
+    ) -> Result<String, BlobError> {
         let extension = format.extension();
         let expires = expires_at.unix_timestamp();
         let signature = hex::encode(self.mac(asset, extension, expires).finalize().into_bytes());
         // Ids and extensions are URL-safe, so nothing needs escaping.
-        format!(
+        Ok(format!(
             "{}/v1/downloads/{asset}?ext={extension}&expires={expires}&sig={signature}",
             base.trim_end_matches('/')
-        )
+        ))
     }
 
     fn verify(&self, link: &SignedDownload, now: OffsetDateTime) -> bool {

@@ -21,7 +21,7 @@ use tokio::task::spawn_blocking;
 use roughy_app::ports::{
     AppendOutcome, AppendStop, BlobError, BlobReader, BlobStore, BlobStream, ByteStream, UploadSink,
 };
-use roughy_domain::{AssetId, UploadId};
+use roughy_domain::{AssetId, MediaFormat, Staging, Upload, UploadId};
 
 use crate::part_writer::{PartFile, PartWriter, DIRECT_ALIGN, WRITE_BUFFER_SIZE};
 
@@ -160,14 +160,16 @@ impl UploadSink for LocalBlobStore {
     ///
     /// The part file is only touched once the body carries a byte, so an empty body changes
     /// nothing (not even a part file already moved into place by `complete`).
-    #[tracing::instrument(skip(self, body))]
-    async fn append<'a>(
-        &self,
-        id: &UploadId,
-        offset: u64,
-        mut body: ByteStream<'a>,
-        limit: u64,
-    ) -> AppendOutcome {
+    /// A part file needs nothing prepared: it is created by the first byte.
+    async fn begin(&self, _upload: &Upload, _format: MediaFormat) -> Result<Staging, BlobError> {
+        Ok(Staging::default())
+    }
+
+    #[tracing::instrument(skip_all, fields(upload = %upload.id, offset = upload.offset))]
+    async fn append<'a>(&self, upload: &Upload, mut body: ByteStream<'a>) -> AppendOutcome {
+        let id = &upload.id;
+        let offset = upload.offset;
+        let limit = upload.remaining();
         let mut writer: Option<PartWriter> = None;
         let mut received: u64 = 0;
         let mut stop = None;
@@ -211,7 +213,11 @@ impl UploadSink for LocalBlobStore {
         drop(body);
 
         let Some(writer) = writer else {
-            return AppendOutcome { offset, stop };
+            return AppendOutcome {
+                offset,
+                staging: Staging::default(),
+                stop,
+            };
         };
         let (durable, error) = writer.finish().await;
         let offset = offset + durable;
@@ -221,7 +227,11 @@ impl UploadSink for LocalBlobStore {
                 "writing upload {id}: {e}"
             ))));
         }
-        AppendOutcome { offset, stop }
+        AppendOutcome {
+            offset,
+            staging: Staging::default(),
+            stop,
+        }
     }
 }
 
@@ -258,6 +268,7 @@ impl LocalBlobStore {
                 return Err(AppendOutcome {
                     // The truth about what is stored, though less than the repository says.
                     offset: staged,
+                    staging: Staging::default(),
                     stop: Some(AppendStop::Storage(BlobError::Internal(format!(
                         "upload {id}: {staged} bytes staged, {offset} expected"
                     )))),
@@ -269,6 +280,7 @@ impl LocalBlobStore {
         tracing::error!(upload = %id, error = %failure, "opening the part file failed");
         Err(AppendOutcome {
             offset,
+            staging: Staging::default(),
             stop: Some(AppendStop::Storage(BlobError::Internal(format!(
                 "opening upload {id}: {failure}"
             )))),
@@ -280,39 +292,14 @@ impl LocalBlobStore {
 // Finished objects
 // ---------------------------------------------------------------------------------------------
 
-/// A blocking reader over a finished object.
-#[derive(Debug)]
-struct FileReader {
-    file: File,
-    len: u64,
-}
-
-impl Read for FileReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.file.read(buf)
-    }
-}
-
-impl Seek for FileReader {
-    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        self.file.seek(pos)
-    }
-}
-
-impl BlobReader for FileReader {
-    fn byte_len(&self) -> Option<u64> {
-        Some(self.len)
-    }
-}
-
 #[async_trait]
 impl BlobStore for LocalBlobStore {
     /// Syncs the part file, renames it to `objects/<asset>` and syncs both directories.
     /// Repeating it after success answers the object's size.
-    #[tracing::instrument(skip(self))]
-    async fn complete_upload(&self, id: &UploadId, asset: &AssetId) -> Result<u64, BlobError> {
-        let part = self.part_path(id);
-        let object = self.object_path(asset);
+    #[tracing::instrument(skip_all, fields(upload = %upload.id, asset = %upload.asset_id))]
+    async fn complete_upload(&self, upload: &Upload) -> Result<u64, BlobError> {
+        let part = self.part_path(&upload.id);
+        let object = self.object_path(&upload.asset_id);
         let uploads = self.uploads.clone();
         let objects = self.objects_dir.clone();
         blocking(move || {
@@ -348,8 +335,8 @@ impl BlobStore for LocalBlobStore {
     }
 
     /// Removes the part file; a missing one is fine.
-    #[tracing::instrument(skip(self))]
-    async fn abort_upload(&self, id: &UploadId) -> Result<(), BlobError> {
+    #[tracing::instrument(skip(self, _staging))]
+    async fn abort_upload(&self, id: &UploadId, _staging: &Staging) -> Result<(), BlobError> {
         let part = self.part_path(id);
         blocking(move || match fs::remove_file(&part) {
             Ok(()) => Ok(()),
@@ -402,11 +389,7 @@ impl BlobStore for LocalBlobStore {
         let path = self.object_path(asset);
         blocking(move || {
             let file = File::open(&path).map_err(|e| not_found_or(&e, "opening", &path))?;
-            let len = file
-                .metadata()
-                .map_err(|e| io_failure("reading", &path, &e))?
-                .len();
-            Ok(Box::new(FileReader { file, len }) as Box<dyn BlobReader>)
+            Ok(Box::new(file) as Box<dyn BlobReader>)
         })
         .await
     }

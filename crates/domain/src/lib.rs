@@ -16,5 +16,5 @@ pub use billing::{Credits, LedgerEntry, LedgerKind, Settlement};
 pub use ids::{AccountId, ApiKeyId, AssetId, LedgerEntryId, ProjectId, UploadId};
 pub use media::{MediaFormat, MediaType};
 pub use project::{Account, ApiKey, Project};
-pub use tus::{Upload, UploadState};
+pub use tus::{PatchStart, Staging, Upload, UploadState, UploadTransitionError};
 pub use values::{DurationMs, Language, ProjectName, SizeBytes, ValueError};

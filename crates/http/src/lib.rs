@@ -66,6 +66,14 @@ impl std::fmt::Debug for HttpState {
     }
 }
 
+/// Registers only `/healthz`, `/readyz` and `/openapi.json`: what a worker process serves.
+pub fn configure_health(state: HttpState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(web::Data::new(state));
+        routes::ops::configure(cfg);
+    }
+}
+
 /// Registers every route. Used by the server and by the tests alike.
 pub fn configure(state: HttpState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {

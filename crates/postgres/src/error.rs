@@ -5,7 +5,6 @@ use diesel_async::pooled_connection::deadpool::PoolError;
 use diesel_async::pooled_connection::PoolError as ManagerError;
 
 use roughy_app::ports::RepoError;
-use roughy_domain::TransitionError;
 
 /// What can go wrong inside one repository call: a database error or a refusal decided by the
 /// domain. `RepoError` and `diesel::result::Error` are both foreign to this crate, so this
@@ -40,7 +39,7 @@ impl From<StoreError> for RepoError {
 }
 
 /// A refused lifecycle transition is a state conflict at the repository's seam.
-pub(crate) fn conflict(e: TransitionError) -> StoreError {
+pub(crate) fn conflict(e: impl std::fmt::Display) -> StoreError {
     StoreError::Repo(RepoError::Conflict(e.to_string()))
 }
 

@@ -10,7 +10,7 @@ use roughy_app::ports::{GoneReason, Purge, RepoError};
 use roughy_domain::{
     Account, AccountId, Asset, AssetFailure, AssetId, AssetState, Credits, DurationMs, Language,
     LedgerEntry, LedgerEntryId, LedgerKind, MediaFormat, Project, ProjectId, ProjectName,
-    SizeBytes, Upload, UploadId, UploadState,
+    SizeBytes, Staging, Upload, UploadId, UploadState,
 };
 
 use crate::error::corrupt;
@@ -302,6 +302,7 @@ pub(crate) struct UploadRow {
     pub upload_offset: i64,
     pub expires_at: OffsetDateTime,
     pub state: String,
+    pub staging: String,
 }
 
 /// The stored name of an upload state.
@@ -324,6 +325,7 @@ impl TryFrom<&Upload> for UploadRow {
             upload_offset: to_i64(u.offset)?,
             expires_at: u.expires_at,
             state: upload_state_name(u.state).to_owned(),
+            staging: u.staging.as_str().to_owned(),
         })
     }
 }
@@ -345,6 +347,7 @@ impl TryFrom<UploadRow> for Upload {
             offset: to_u64(row.upload_offset, "offset")?,
             expires_at: row.expires_at,
             state,
+            staging: Staging::new(row.staging),
         })
     }
 }
@@ -373,10 +376,15 @@ pub(crate) fn parse_gone_reason(raw: &str) -> Result<GoneReason, RepoError> {
 }
 
 /// A purge read back from the outbox (or a deletion's `RETURNING`).
-pub(crate) fn purge(asset_id: String, upload_id: String) -> Result<Purge, RepoError> {
+pub(crate) fn purge(
+    asset_id: String,
+    upload_id: String,
+    staging: String,
+) -> Result<Purge, RepoError> {
     Ok(Purge {
         asset_id: stored_id!(AssetId, asset_id)?,
         upload_id: stored_id!(UploadId, upload_id)?,
+        staging: Staging::new(staging),
     })
 }
 

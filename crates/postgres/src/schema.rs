@@ -55,6 +55,7 @@ diesel::table! {
         upload_offset -> BigInt,
         expires_at -> Timestamptz,
         state -> Text,
+        staging -> Text,
     }
 }
 
@@ -96,6 +97,7 @@ diesel::table! {
         asset_id -> Text,
         upload_id -> Text,
         created_at -> Timestamptz,
+        staging -> Text,
     }
 }
 

@@ -7,21 +7,48 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use roughy_blobstore::ObjectStoreSettings;
+
 /// Start-up refused: names the variable.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid {variable}: {reason}")]
 pub struct ConfigError {
     /// The environment variable.
-    pub variable: &'static str,
+    pub variable: String,
     /// What is wrong.
     pub reason: String,
 }
 
 /// Where blobs live.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum StorageConfig {
     /// A local directory (`file://…`).
     Local(PathBuf),
+    /// An object store (`s3://`, `gs://`, `az://`), with its options and staging sizes.
+    Object(ObjectStoreSettings),
+}
+
+/// What a process runs (`ROUGHY_ROLE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The HTTP API and the background work (one process does everything).
+    All,
+    /// The HTTP API only: no processing, no reaper.
+    Api,
+    /// Processing and the reaper; HTTP serves only `/healthz` and `/readyz`.
+    Worker,
+}
+
+impl Role {
+    /// Whether the process serves the API.
+    pub fn serves_api(self) -> bool {
+        matches!(self, Self::All | Self::Api)
+    }
+
+    /// Whether the process runs processing and the reaper.
+    pub fn runs_workers(self) -> bool {
+        matches!(self, Self::All | Self::Worker)
+    }
 }
 
 /// Which repository adapter holds accounts, projects, assets and the ledger.
@@ -50,6 +77,8 @@ pub struct Config {
     pub db_pool_size: usize,
     /// `ROUGHY_STORAGE_URL` (file://<data dir>/blobs).
     pub storage: StorageConfig,
+    /// `ROUGHY_ROLE` (all): `all`, `api` or `worker`.
+    pub role: Role,
     /// `ROUGHY_ADMIN_TOKEN` (unset: `/admin` is 404).
     pub admin_token: Option<SecretString>,
     /// `ROUGHY_SIGNING_KEY` (generated and kept in the data dir).
@@ -102,7 +131,7 @@ impl Config {
         let data_dir = PathBuf::from(var("ROUGHY_DATA_DIR").unwrap_or_else(|| "./var".to_owned()));
         let storage = match var("ROUGHY_STORAGE_URL") {
             None => StorageConfig::Local(data_dir.join("blobs")),
-            Some(url) => parse_storage_url(&url)?,
+            Some(url) => parse_storage_url(&url, &var)?,
         };
         let secs = |name: &'static str, default: u64| {
             parse(&var, name, &default.to_string(), |v| {
@@ -129,7 +158,7 @@ impl Config {
                 }
                 Some(_) => {
                     return Err(ConfigError {
-                        variable: "DATABASE_URL",
+                        variable: "DATABASE_URL".into(),
                         reason: "must be a postgres:// URL".into(),
                     })
                 }
@@ -141,6 +170,12 @@ impl Config {
                 }
             })?,
             storage,
+            role: parse(&var, "ROUGHY_ROLE", "all", |v| match v {
+                "all" => Ok(Role::All),
+                "api" => Ok(Role::Api),
+                "worker" => Ok(Role::Worker),
+                _ => Err("must be all, api or worker".to_owned()),
+            })?,
             admin_token: var("ROUGHY_ADMIN_TOKEN").map(SecretString::from),
             signing_key: var("ROUGHY_SIGNING_KEY").map(SecretString::from),
             upload_ttl,
@@ -194,7 +229,7 @@ fn parse<T>(
 ) -> Result<T, ConfigError> {
     let raw = var(name).unwrap_or_else(|| default.to_owned());
     f(raw.trim()).map_err(|reason| ConfigError {
-        variable: name,
+        variable: name.to_owned(),
         reason,
     })
 }
@@ -207,26 +242,52 @@ fn parse_public_url(url: &str) -> Result<String, ConfigError> {
         Ok(url.trim_end_matches('/').to_owned())
     } else {
         Err(ConfigError {
-            variable: "ROUGHY_PUBLIC_URL",
+            variable: "ROUGHY_PUBLIC_URL".into(),
             reason: format!("{url:?} is not an absolute http(s) URL"),
         })
     }
 }
 
-fn parse_storage_url(url: &str) -> Result<StorageConfig, ConfigError> {
+fn parse_storage_url(
+    url: &str,
+    var: &impl Fn(&str) -> Option<String>,
+) -> Result<StorageConfig, ConfigError> {
     if let Some(path) = url.strip_prefix("file://") {
         if path.is_empty() {
             return Err(ConfigError {
-                variable: "ROUGHY_STORAGE_URL",
+                variable: "ROUGHY_STORAGE_URL".into(),
                 reason: "file:// needs a path".into(),
             });
         }
         return Ok(StorageConfig::Local(PathBuf::from(path)));
     }
-    Err(ConfigError {
-        variable: "ROUGHY_STORAGE_URL",
-        reason: format!("{url:?}: only file:// storage is supported by this build"),
-    })
+    let size = |name: &'static str, default: usize| {
+        parse(var, name, &default.to_string(), |v| {
+            v.parse::<usize>()
+                .map_err(|_| "must be a whole number".to_owned())
+        })
+    };
+    let settings = ObjectStoreSettings {
+        url: url.to_owned(),
+        options: roughy_blobstore::option_variables(url)
+            .iter()
+            .filter_map(|name| var(name).map(|v| ((*name).to_owned(), v)))
+            .collect(),
+        part_size: size(
+            "ROUGHY_STORAGE_PART_SIZE",
+            roughy_blobstore::DEFAULT_PART_SIZE,
+        )?,
+        parts_in_flight: size(
+            "ROUGHY_STORAGE_PARTS_IN_FLIGHT",
+            roughy_blobstore::DEFAULT_PARTS_IN_FLIGHT,
+        )?,
+    };
+    // Building makes no request: it checks the URL, the options and the credentials.
+    roughy_blobstore::ObjectBlobStore::new(&settings).map_err(|e| ConfigError {
+        variable: e.variable,
+        reason: e.reason,
+    })?;
+    Ok(StorageConfig::Object(settings))
 }
 
 #[cfg(test)]
@@ -247,9 +308,10 @@ mod tests {
         let c = config(&[]).unwrap();
         assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(c.data_dir, PathBuf::from("./var"));
-        assert_eq!(
-            c.storage,
-            StorageConfig::Local(PathBuf::from("./var/blobs"))
+        assert!(
+            matches!(&c.storage, StorageConfig::Local(p) if p == &PathBuf::from("./var/blobs")),
+            "{:?}",
+            c.storage
         );
         assert_eq!(c.upload_ttl, Duration::from_secs(172_800));
         assert_eq!(c.download_ttl, Duration::from_secs(300));
@@ -285,9 +347,94 @@ mod tests {
     #[test]
     fn storage_defaults_under_the_data_dir() {
         let c = config(&[("ROUGHY_DATA_DIR", "/tmp/x")]).unwrap();
-        assert_eq!(
-            c.storage,
-            StorageConfig::Local(PathBuf::from("/tmp/x/blobs"))
+        assert!(
+            matches!(&c.storage, StorageConfig::Local(p) if p == &PathBuf::from("/tmp/x/blobs")),
+            "{:?}",
+            c.storage
         );
+    }
+
+    #[test]
+    fn object_storage_urls_are_parsed_and_checked() {
+        let s3 = |extra: &[(&str, &str)]| {
+            let mut vars = vec![
+                ("ROUGHY_STORAGE_URL", "s3://bucket/some/prefix"),
+                ("AWS_ACCESS_KEY_ID", "key"),
+                ("AWS_SECRET_ACCESS_KEY", "secret"),
+                ("AWS_REGION", "us-east-1"),
+                ("AWS_ENDPOINT", "http://127.0.0.1:9"),
+                ("AWS_ALLOW_HTTP", "true"),
+            ];
+            vars.extend_from_slice(extra);
+            let map: std::collections::HashMap<String, String> = vars
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            Config::from_lookup(|k| map.get(k).cloned())
+        };
+        let c = s3(&[]).expect("valid s3 config");
+        let StorageConfig::Object(settings) = &c.storage else {
+            panic!("expected object storage, got {:?}", c.storage);
+        };
+        assert_eq!(settings.url, "s3://bucket/some/prefix");
+        assert_eq!(settings.part_size, roughy_blobstore::DEFAULT_PART_SIZE);
+        assert!(settings
+            .options
+            .iter()
+            .any(|(k, v)| k == "AWS_ENDPOINT" && v == "http://127.0.0.1:9"));
+
+        let err = s3(&[("AWS_SECRET_ACCESS_KEY", "")]).expect_err("secret missing");
+        assert_eq!(err.variable, "AWS_SECRET_ACCESS_KEY");
+        let err = s3(&[("ROUGHY_STORAGE_PART_SIZE", "1048576")]).expect_err("parts too small");
+        assert_eq!(err.variable, "ROUGHY_STORAGE_PART_SIZE");
+        let err = s3(&[("ROUGHY_STORAGE_PARTS_IN_FLIGHT", "0")]).expect_err("no parts in flight");
+        assert_eq!(err.variable, "ROUGHY_STORAGE_PARTS_IN_FLIGHT");
+        let err = s3(&[("ROUGHY_STORAGE_URL", "s3:///nobucket")]).expect_err("no bucket");
+        assert_eq!(err.variable, "ROUGHY_STORAGE_URL");
+        let err = s3(&[("ROUGHY_STORAGE_URL", "ftp://x/y")]).expect_err("unknown scheme");
+        assert_eq!(err.variable, "ROUGHY_STORAGE_URL");
+    }
+
+    #[test]
+    fn gcs_and_azure_urls_go_through_their_builders() {
+        let lookup = |url: &'static str, extra: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                if k == "ROUGHY_STORAGE_URL" {
+                    return Some(url.to_owned());
+                }
+                extra.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let c = Config::from_lookup(lookup(
+            "az://container/prefix",
+            &[
+                ("AZURE_STORAGE_ACCOUNT_NAME", "devstoreaccount1"),
+                ("AZURE_STORAGE_ACCOUNT_KEY", "Zm9v"),
+            ],
+        ))
+        .expect("valid azure config");
+        assert!(matches!(c.storage, StorageConfig::Object(_)));
+        let c = Config::from_lookup(lookup(
+            "gs://bucket/prefix",
+            &[("GOOGLE_SERVICE_ACCOUNT_KEY", "{\"private_key\": \"x\"}")],
+        ));
+        // A service-account key that does not parse names the storage URL's builder.
+        if let Err(e) = c {
+            assert_eq!(e.variable, "ROUGHY_STORAGE_URL");
+        }
+    }
+
+    #[test]
+    fn roles() {
+        for (raw, role) in [("all", Role::All), ("api", Role::Api), ("worker", Role::Worker)] {
+            let c = Config::from_lookup(|k| (k == "ROUGHY_ROLE").then(|| raw.to_owned()))
+                .expect("valid role");
+            assert_eq!(c.role, role);
+        }
+        assert!(Role::Api.serves_api() && !Role::Api.runs_workers());
+        assert!(!Role::Worker.serves_api() && Role::Worker.runs_workers());
+        let err = Config::from_lookup(|k| (k == "ROUGHY_ROLE").then(|| "both".to_owned()))
+            .expect_err("unknown role");
+        assert_eq!(err.variable, "ROUGHY_ROLE");
     }
 }

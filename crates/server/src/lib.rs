@@ -9,5 +9,5 @@ mod repository;
 mod startup;
 mod workers;
 
-pub use config::{Config, ConfigError, RepositoryKind, StorageConfig};
+pub use config::{Config, ConfigError, RepositoryKind, Role, StorageConfig};
 pub use startup::{Application, Overrides};

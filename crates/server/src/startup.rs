@@ -9,9 +9,9 @@ use secrecy::ExposeSecret;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use roughy_app::ports::{BlobStore, HealthCheck};
+use roughy_app::ports::{BlobStore, DownloadLinks, HealthCheck, UploadSink};
 use roughy_app::{Clock, Ingest, IngestConfig, IngestPorts, SystemClock};
-use roughy_blobstore::{HmacDownloadLinks, LocalBlobStore};
+use roughy_blobstore::{HmacDownloadLinks, LocalBlobStore, ObjectBlobStore};
 use roughy_domain::AdminToken;
 use roughy_http::{HttpSettings, HttpState};
 use roughy_memory::NotifyJobSignal;
@@ -57,7 +57,7 @@ impl std::fmt::Debug for Application {
 }
 
 /// The blob store answers `/readyz`.
-struct BlobHealth(Arc<LocalBlobStore>);
+struct BlobHealth(Arc<dyn BlobStore>);
 
 #[async_trait::async_trait]
 impl HealthCheck for BlobHealth {
@@ -83,19 +83,34 @@ impl Application {
                 config.data_dir.display()
             )
         })?;
-        let StorageConfig::Local(blob_root) = &config.storage;
-        let blobs = Arc::new(LocalBlobStore::new(blob_root.clone()).map_err(|e| {
-            anyhow::anyhow!("failed to open blob storage {}: {e}", blob_root.display())
-        })?);
-        tracing::info!(root = %blob_root.display(), "blob storage: local disk");
-
-        let signing_key = match &config.signing_key {
-            Some(key) => key.expose_secret().as_bytes().to_vec(),
-            None => roughy_blobstore::load_or_create_key(&config.data_dir.join("signing.key"))
-                .context("failed to load or create the signing key in ROUGHY_DATA_DIR")?,
-        };
-        let links = HmacDownloadLinks::new(signing_key)
-            .map_err(|e| anyhow::anyhow!("invalid ROUGHY_SIGNING_KEY: {e}"))?;
+        let (sink, blobs, links): (Arc<dyn UploadSink>, Arc<dyn BlobStore>, Arc<dyn DownloadLinks>) =
+            match &config.storage {
+                StorageConfig::Local(blob_root) => {
+                    let local = Arc::new(LocalBlobStore::new(blob_root.clone()).map_err(|e| {
+                        anyhow::anyhow!("failed to open blob storage {}: {e}", blob_root.display())
+                    })?);
+                    tracing::info!(root = %blob_root.display(), "blob storage: local disk");
+                    let signing_key = match &config.signing_key {
+                        Some(key) => key.expose_secret().as_bytes().to_vec(),
+                        None => roughy_blobstore::load_or_create_key(
+                            &config.data_dir.join("signing.key"),
+                        )
+                        .context("failed to load or create the signing key in ROUGHY_DATA_DIR")?,
+                    };
+                    let links = HmacDownloadLinks::new(signing_key)
+                        .map_err(|e| anyhow::anyhow!("invalid ROUGHY_SIGNING_KEY: {e}"))?;
+                    (local.clone(), local, Arc::new(links))
+                }
+                StorageConfig::Object(settings) => {
+                    let store = Arc::new(
+                        ObjectBlobStore::new(settings)
+                            .map_err(|e| anyhow::anyhow!("invalid {}: {}", e.variable, e.reason))?,
+                    );
+                    tracing::info!(url = %settings.url, part_size = settings.part_size, parts_in_flight = settings.parts_in_flight, "blob storage: object store");
+                    let links = Arc::new(store.links());
+                    (store.clone(), store, links)
+                }
+            };
 
         let repository = Repository::open(&config).await?;
         let signal = Arc::new(NotifyJobSignal::new());
@@ -108,12 +123,12 @@ impl Application {
             jobs: repository.jobs.clone(),
             purges: repository.purges.clone(),
             locks: repository.locks.clone(),
-            sink: blobs.clone(),
+            sink,
             blobs: blobs.clone(),
             media: roughy_media::inspector_from_name(&config.media_probe).ok_or_else(|| {
                 anyhow::anyhow!("invalid ROUGHY_MEDIA_PROBE: {}", config.media_probe)
             })?,
-            links: Arc::new(links),
+            links,
             job_signal: signal.clone(),
             clock,
         };
@@ -153,16 +168,21 @@ impl Application {
             .local_addr()
             .context("failed to read the bound address")?;
         let settings = state.settings.clone();
+        let role = config.role;
         let mut server = HttpServer::new(move || {
-            App::new()
+            let app = App::new()
                 .wrap(actix_web::middleware::from_fn(roughy_http::json_utf8))
                 .wrap(roughy_http::cors(&settings))
                 .wrap(
                     actix_web::middleware::Logger::new("%r %s %b %Dms")
                         .log_target("roughy::access"),
-                )
-                .configure(roughy_http::configure(state.clone()))
-                .default_service(web::to(roughy_http::not_found))
+                );
+            let app = if role.serves_api() {
+                app.configure(roughy_http::configure(state.clone()))
+            } else {
+                app.configure(roughy_http::configure_health(state.clone()))
+            };
+            app.default_service(web::to(roughy_http::not_found))
         })
         .listen(listener)
         .context("failed to listen")?
@@ -173,15 +193,19 @@ impl Application {
         let server = server.run();
 
         let (stop_workers, stop) = watch::channel(false);
-        let workers = vec![
-            tokio::spawn(workers::processing(ingest.clone(), signal, stop.clone())),
-            tokio::spawn(workers::reaper(
-                ingest.clone(),
-                config.reaper_interval,
-                stop,
-            )),
-        ];
-        tracing::info!(%addr, public_url = ?config.public_url, "roughy-server listening");
+        let workers = if config.role.runs_workers() {
+            vec![
+                tokio::spawn(workers::processing(ingest.clone(), signal, stop.clone())),
+                tokio::spawn(workers::reaper(
+                    ingest.clone(),
+                    config.reaper_interval,
+                    stop,
+                )),
+            ]
+        } else {
+            Vec::new()
+        };
+        tracing::info!(%addr, public_url = ?config.public_url, role = ?config.role, "roughy-server listening");
         Ok(Self {
             addr,
             server,

@@ -1,9 +1,8 @@
 //! Creating, reading, listing and deleting assets; download links.
 
 use roughy_domain::billing::may_start_upload;
-use roughy_domain::tus::expiry_after;
 use roughy_domain::{
-    AccountId, Asset, AssetId, AssetState, Language, ProjectId, SizeBytes, Upload, UploadState,
+    AccountId, Asset, AssetId, AssetState, Language, ProjectId, SizeBytes, Upload,
 };
 
 use super::Ingest;
@@ -53,15 +52,7 @@ impl Ingest {
             command.language,
             now,
         );
-        let upload = Upload {
-            id: asset.upload_id.clone(),
-            asset_id: asset.id.clone(),
-            account_id: account.clone(),
-            length: command.size,
-            offset: 0,
-            expires_at: expiry_after(now, self.config.upload_ttl),
-            state: UploadState::Active,
-        };
+        let upload = Upload::open(&asset, now, self.config.upload_ttl);
         match self.ports.assets.create_asset(&asset, &upload).await {
             Ok(()) => Ok((asset, upload)),
             Err(RepoError::NotFound) => Err(IngestError::ProjectNotFound),
@@ -79,12 +70,26 @@ impl Ingest {
     }
 
     /// A fresh signed download link for a `ready` asset, `None` in any other state.
-    pub fn download_link(&self, base: &str, asset: &Asset) -> Option<String> {
-        let format = asset.format?;
-        (asset.state == AssetState::Ready).then(|| {
-            let expires_at = self.ports.clock.now() + self.config.download_ttl;
-            self.ports.links.link(base, &asset.id, format, expires_at)
-        })
+    ///
+    /// # Errors
+    /// When the links adapter cannot sign (e.g. the object store's credentials are
+    /// unavailable).
+    pub async fn download_link(
+        &self,
+        base: &str,
+        asset: &Asset,
+    ) -> Result<Option<String>, IngestError> {
+        let Some(format) = asset.format.filter(|_| asset.state == AssetState::Ready) else {
+            return Ok(None);
+        };
+        let now = self.ports.clock.now();
+        let expires_at = now + self.config.download_ttl;
+        Ok(Some(
+            self.ports
+                .links
+                .link(base, &asset.id, format, now, expires_at)
+                .await?,
+        ))
     }
 
     /// The caller's assets, newest first.

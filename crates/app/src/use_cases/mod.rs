@@ -121,7 +121,11 @@ impl Ingest {
     /// Deletes the stored bytes of deleted rows, then marks the outbox entry done. A failure
     /// is logged and left in the outbox, for the reaper to retry.
     async fn purge(&self, purge: &crate::ports::Purge) {
-        let staged = self.ports.blobs.abort_upload(&purge.upload_id).await;
+        let staged = self
+            .ports
+            .blobs
+            .abort_upload(&purge.upload_id, &purge.staging)
+            .await;
         let object = self.ports.blobs.delete_object(&purge.asset_id).await;
         match (staged, object) {
             (Ok(()), Ok(())) => {
@@ -144,7 +148,7 @@ impl Ingest {
             if self
                 .ports
                 .blobs
-                .abort_upload(&purge.upload_id)
+                .abort_upload(&purge.upload_id, &purge.staging)
                 .await
                 .is_ok()
                 && self

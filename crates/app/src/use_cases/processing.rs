@@ -30,11 +30,17 @@ impl Ingest {
                 "job for unidentified asset {asset_id}"
             )));
         };
-        let probed = match self.ports.blobs.open_reader(&asset_id).await {
+        // The finalising commit queued this job; the staged bytes become the object here (a
+        // repeat after a crash or by another worker answers the same).
+        let stored = match self.ports.blobs.complete_upload(&job.upload).await {
+            Ok(_) => self.ports.blobs.open_reader(&asset_id).await,
+            Err(e) => Err(e),
+        };
+        let probed = match stored {
             Ok(reader) => self.ports.media.probe(reader, sniffed).await,
             Err(BlobError::NotFound) => Err(ProbeError::Media(AssetFailure {
                 code: "media_unreadable".into(),
-                message: "the stored object is missing".into(),
+                message: "the stored bytes are missing".into(),
             })),
             Err(e) => Err(ProbeError::Transient(e.to_string())),
         };

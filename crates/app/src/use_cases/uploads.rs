@@ -5,7 +5,7 @@ use futures::{stream, FutureExt, StreamExt};
 use time::OffsetDateTime;
 
 use roughy_domain::tus::{expiry_after, PatchRefusal, MIN_FIRST_CHUNK};
-use roughy_domain::{AccountId, Upload, UploadId, UploadState};
+use roughy_domain::{AccountId, PatchStart, Upload, UploadId, UploadState};
 
 use super::Ingest;
 use crate::error::IngestError;
@@ -114,23 +114,10 @@ impl Ingest {
         lease: &dyn UploadLease,
     ) -> Result<UploadView, IngestError> {
         // Read again under the lock: the previous holder may have moved the offset.
-        let upload = self.live_upload(account, id).await?;
-        if upload.state == UploadState::Completed {
-            let done = Upload {
-                offset: upload.length.get(),
-                ..upload.clone()
-            };
-            done.check_patch(claimed_offset, chunk_len)?;
-            return match chunk_len {
-                Some(0) => Ok(UploadView::of(&upload)),
-                _ => Err(PatchRefusal::LengthExceeded {
-                    end: upload.length.get().saturating_add(chunk_len.unwrap_or(1)),
-                    length: upload.length.get(),
-                }
-                .into()),
-            };
+        let mut upload = self.live_upload(account, id).await?;
+        if upload.check_patch(claimed_offset, chunk_len)? == PatchStart::AlreadyComplete {
+            return Ok(UploadView::of(&upload));
         }
-        upload.check_patch(claimed_offset, chunk_len)?;
 
         let stop = lease.stop_requested().shared();
         let stopped = stop.clone();
@@ -158,15 +145,20 @@ impl Ingest {
                 tracing::info!(upload = %id, "first chunk is not supported media; upload rejected");
                 return Err(IngestError::UnsupportedMedia);
             };
-            self.ports.uploads.identify_upload(id, format).await?;
+            // A first chunk re-sent after a drop that stored nothing reuses the staging
+            // already begun (the format is identified again, it may not change the object).
+            if upload.staging.is_empty() {
+                let staging = self.ports.sink.begin(&upload, format).await?;
+                upload.stage(staging).map_err(internal)?;
+            }
+            self.ports
+                .uploads
+                .identify_upload(id, format, &upload.staging)
+                .await?;
             body = Box::pin(stream::once(async move { Ok(head) }).chain(body));
         }
 
-        let outcome = self
-            .ports
-            .sink
-            .append(id, upload.offset, body, upload.remaining())
-            .await;
+        let outcome = self.ports.sink.append(&upload, body).await;
         if let Some(AppendStop::TooLong) = outcome.stop {
             // Nothing of a refused chunk counts: the offset stays where it was.
             return Err(PatchRefusal::LengthExceeded {
@@ -176,15 +168,16 @@ impl Ingest {
             .into());
         }
         let now = self.ports.clock.now();
-        let offset = outcome.offset.min(upload.length.get());
+        let length = upload.length.get();
+        let offset = outcome.offset.min(length);
         let expires_at = expiry_after(now, self.config.upload_ttl);
         // The last byte is recorded only by finalisation (below, atomically with the state
         // change): an offset equal to the length must always mean "finalised", or a client
         // that sees it in HEAD would stop while the asset never leaves pending_upload.
-        if offset > upload.offset && offset < upload.length.get() {
+        if offset > upload.offset && offset < length {
             self.ports
                 .uploads
-                .record_progress(id, offset, expires_at)
+                .record_progress(id, offset, &outcome.staging, expires_at)
                 .await?;
         }
         match outcome.stop {
@@ -197,26 +190,30 @@ impl Ingest {
             }
             Some(AppendStop::TooLong) | None => {}
         }
-        if stopped.now_or_never().is_some() && offset < upload.length.get() {
+        if stopped.now_or_never().is_some() && offset < length {
             return Err(IngestError::UploadInterrupted { offset });
         }
-        let mut view = UploadView {
-            offset,
-            length: upload.length.get(),
-            expires_at: Some(expires_at),
-        };
-        if offset == upload.length.get() {
-            let size = self
-                .ports
-                .blobs
-                .complete_upload(id, &upload.asset_id)
-                .await?;
-            self.ports.uploads.finalize_upload(id, size, now).await?;
-            self.ports.job_signal.job_queued();
-            tracing::info!(upload = %id, asset = %upload.asset_id, size, "upload finalised; processing queued");
-            view.expires_at = None;
+        if offset < length {
+            return Ok(UploadView {
+                offset,
+                length,
+                expires_at: Some(expires_at),
+            });
         }
-        Ok(view)
+        // Every byte is staged. One commit completes the upload, moves the asset on and queues
+        // its job; the job makes the object. Should the commit fail, the bytes stay staged and
+        // the offset where it was: the client's resend from HEAD's offset completes.
+        self.ports
+            .uploads
+            .finalize_upload(id, &outcome.staging, now)
+            .await?;
+        self.ports.job_signal.job_queued();
+        tracing::info!(upload = %id, asset = %upload.asset_id, size = length, "upload finalised; processing queued");
+        Ok(UploadView {
+            offset,
+            length,
+            expires_at: None,
+        })
     }
 
     /// Cancels a pending upload and deletes its asset and bytes (DELETE). Idempotent.
@@ -278,4 +275,9 @@ async fn read_head(body: &mut ByteStream<'_>) -> Result<Bytes, IngestError> {
         }
     }
     Ok(head.freeze())
+}
+
+/// A transition the domain refused although the use case checked for it: a bug, not input.
+fn internal(e: roughy_domain::UploadTransitionError) -> IngestError {
+    IngestError::Internal(e.to_string())
 }

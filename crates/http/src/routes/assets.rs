@@ -73,7 +73,7 @@ pub async fn get(
     let asset = state.ingest.get_asset(&caller.0, &parse_id(&id)?).await?;
     let base = base_url(&req);
     Ok(HttpResponse::Ok().json(AssetDetailDto {
-        download_url: state.ingest.download_link(&base, &asset),
+        download_url: state.ingest.download_link(&base, &asset).await?,
         cuttable: asset.cuttable(),
         asset: AssetDto::new(&asset, &base),
     }))

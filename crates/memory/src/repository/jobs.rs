@@ -35,9 +35,13 @@ impl JobRepo for MemoryRepository {
             .iter_mut()
             .filter(|(_, job)| job.available_at <= now)
             .filter(|(_, job)| job.lease.as_ref().is_none_or(|l| l.until <= now))
-            .filter_map(|(id, job)| state.assets.get(id).map(|asset| (job, asset)))
-            .min_by_key(|(job, _)| job.seq);
-        let Some((row, asset)) = claimable else {
+            .filter_map(|(id, job)| {
+                let asset = state.assets.get(id)?;
+                let upload = state.uploads.get(&asset.upload_id)?;
+                Some((job, asset, upload))
+            })
+            .min_by_key(|(job, _, _)| job.seq);
+        let Some((row, asset, upload)) = claimable else {
             return Ok(None);
         };
         let token = random_base62(LEASE_TOKEN_LEN);
@@ -49,6 +53,7 @@ impl JobRepo for MemoryRepository {
         });
         Ok(Some(Job {
             asset: asset.clone(),
+            upload: upload.clone(),
             attempts,
             lease: token,
         }))

@@ -21,7 +21,7 @@ use roughy_app::ports::{GoneReason, Purge, RepoError};
 use roughy_app::{Cursor, Page, PageRequest};
 use roughy_domain::{
     Account, AccountId, ApiKey, ApiKeyId, Asset, AssetId, Credits, KeyHash, LedgerEntry, Project,
-    ProjectId, TransitionError, Upload, UploadId,
+    ProjectId, Upload, UploadId,
 };
 
 /// The in-memory adapter of `AccountRepo`, `ProjectRepo`, `AssetRepo`, `UploadRepo`,
@@ -150,7 +150,11 @@ impl State {
     ) -> Option<Purge> {
         let asset = self.assets.remove(id)?;
         self.jobs.remove(id);
-        self.uploads.remove(&asset.upload_id);
+        let staging = self
+            .uploads
+            .remove(&asset.upload_id)
+            .map(|u| u.staging)
+            .unwrap_or_default();
         self.tombstones.insert(
             asset.upload_id.clone(),
             Tombstone {
@@ -162,6 +166,7 @@ impl State {
         let purge = Purge {
             asset_id: asset.id,
             upload_id: asset.upload_id,
+            staging,
         };
         // The outbox entry is written with the deletion, as a database transaction would.
         self.purges.push(purge.clone());
@@ -174,8 +179,9 @@ impl State {
     }
 }
 
-/// A refused lifecycle transition is a state conflict at the repository's seam.
-fn conflict(e: TransitionError) -> RepoError {
+/// A refused lifecycle transition (of an asset or an upload) is a state conflict at the
+/// repository's seam.
+fn conflict(e: impl std::fmt::Display) -> RepoError {
     RepoError::Conflict(e.to_string())
 }
 

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use roughy_app::ports::{GoneReason, Purge, RepoError, UploadLookup, UploadRepo};
-use roughy_domain::{AccountId, MediaFormat, Upload, UploadId, UploadState};
+use roughy_domain::{AccountId, MediaFormat, Staging, Upload, UploadId, UploadState};
 
 use super::{conflict, JobRow, MemoryRepository};
 
@@ -41,37 +41,48 @@ impl UploadRepo for MemoryRepository {
         })
     }
 
-    async fn identify_upload(&self, id: &UploadId, format: MediaFormat) -> Result<(), RepoError> {
+    async fn identify_upload(
+        &self,
+        id: &UploadId,
+        format: MediaFormat,
+        staging: &Staging,
+    ) -> Result<(), RepoError> {
         let mut state = self.state()?;
-        let asset_id = active(&mut state.uploads, id)?.asset_id.clone();
-        let asset = state.assets.get_mut(&asset_id).ok_or(RepoError::NotFound)?;
-        // A refused transition leaves the asset as it was, so it may run in place.
-        asset.identify(format).map_err(conflict)
+        let state = &mut *state;
+        let upload = active(&mut state.uploads, id)?;
+        let asset = state
+            .assets
+            .get_mut(&upload.asset_id)
+            .ok_or(RepoError::NotFound)?;
+        // Both transitions on copies, written only when both succeeded.
+        let mut staged = upload.clone();
+        staged.stage(staging.clone()).map_err(conflict)?;
+        let mut identified = asset.clone();
+        identified.identify(format).map_err(conflict)?;
+        *upload = staged;
+        *asset = identified;
+        Ok(())
     }
 
     async fn record_progress(
         &self,
         id: &UploadId,
         offset: u64,
+        staging: &Staging,
         expires_at: OffsetDateTime,
     ) -> Result<(), RepoError> {
         let mut state = self.state()?;
         let upload = active(&mut state.uploads, id)?;
-        if offset > upload.length.get() {
-            return Err(RepoError::Conflict(format!(
-                "offset {offset} is past the upload length {}",
-                upload.length.get()
-            )));
-        }
-        upload.offset = offset;
-        upload.expires_at = expires_at;
-        Ok(())
+        // A refused transition leaves the upload as it was, so it may run in place.
+        upload
+            .advance(offset, staging.clone(), expires_at)
+            .map_err(conflict)
     }
 
     async fn finalize_upload(
         &self,
         id: &UploadId,
-        size: u64,
+        staging: &Staging,
         at: OffsetDateTime,
     ) -> Result<(), RepoError> {
         let mut state = self.state()?;
@@ -81,9 +92,14 @@ impl UploadRepo for MemoryRepository {
             .assets
             .get_mut(&upload.asset_id)
             .ok_or(RepoError::NotFound)?;
-        asset.finish_upload(size).map_err(conflict)?;
-        upload.state = UploadState::Completed;
-        upload.offset = upload.length.get();
+        let mut completed = upload.clone();
+        completed.complete(staging.clone()).map_err(conflict)?;
+        let mut finished = asset.clone();
+        finished
+            .finish_upload(completed.length.get())
+            .map_err(conflict)?;
+        *upload = completed;
+        *asset = finished;
         let seq = state.next_job_seq;
         state.next_job_seq += 1;
         state.jobs.insert(
@@ -110,7 +126,7 @@ impl UploadRepo for MemoryRepository {
             return Ok(None);
         };
         // The reaper listed it as expired earlier; a PATCH may have refreshed it since.
-        if expired_before.is_some_and(|before| upload.expires_at >= before) {
+        if expired_before.is_some_and(|before| !upload.expired_before(before)) {
             return Ok(None);
         }
         let asset_id = upload.asset_id.clone();
@@ -126,7 +142,7 @@ impl UploadRepo for MemoryRepository {
         let mut expired: Vec<&Upload> = state
             .uploads
             .values()
-            .filter(|u| u.state == UploadState::Active && u.expires_at < now)
+            .filter(|u| u.expired_before(now))
             .collect();
         // Longest expired first, so a limited batch is deterministic.
         expired.sort_unstable_by(|a, b| (a.expires_at, &a.id).cmp(&(b.expires_at, &b.id)));

@@ -9,7 +9,7 @@ use roughy_app::ports::{AssetFilter, AssetRepo, GoneReason, Purge, RepoError};
 use roughy_app::{Cursor, Page, PageRequest};
 use roughy_domain::{AccountId, Asset, AssetId, Upload};
 
-use super::{bury, Deleted, PgRepository};
+use super::{bury, stagings_of, Deleted, PgRepository};
 use crate::error::{db_error, StoreError};
 use crate::rows::{overfetch, AssetRow, UploadRow};
 use crate::schema::{assets, upload_tombstones, uploads};
@@ -128,6 +128,7 @@ impl AssetRepo for PgRepository {
         let purge = conn
             .transaction::<_, StoreError, _>(async |conn| {
                 // The upload and the job go by cascade, in this transaction.
+                let stagings = stagings_of(conn, &[id.as_str()]).await?;
                 let deleted: Deleted = diesel::delete(
                     assets::table
                         .find(id.as_str())
@@ -136,7 +137,7 @@ impl AssetRepo for PgRepository {
                 .returning((assets::id, assets::account_id, assets::upload_id))
                 .get_results(conn)
                 .await?;
-                Ok(bury(conn, deleted, GoneReason::AssetDeleted, at)
+                Ok(bury(conn, deleted, &stagings, GoneReason::AssetDeleted, at)
                     .await?
                     .pop())
             })

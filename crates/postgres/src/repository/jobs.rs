@@ -8,12 +8,12 @@ use time::{Duration, OffsetDateTime};
 
 use roughy_app::ports::{Job, JobOutcome, JobRepo, RepoError};
 use roughy_domain::ids::random_base62;
-use roughy_domain::{Asset, AssetState};
+use roughy_domain::{Asset, AssetState, Upload};
 
 use super::PgRepository;
 use crate::error::{conflict, db_error, StoreError};
-use crate::rows::{AssetChanges, AssetRow, LedgerRow};
-use crate::schema::{accounts, assets, jobs, ledger_entries};
+use crate::rows::{AssetChanges, AssetRow, LedgerRow, UploadRow};
+use crate::schema::{accounts, assets, jobs, ledger_entries, uploads};
 
 /// Length of a lease token: as unguessable as an id.
 const LEASE_TOKEN_LEN: usize = 22;
@@ -60,8 +60,14 @@ impl JobRepo for PgRepository {
                     .select(AssetRow::as_select())
                     .first(conn)
                     .await?;
+                let upload: UploadRow = uploads::table
+                    .filter(uploads::asset_id.eq(&asset_id))
+                    .select(UploadRow::as_select())
+                    .first(conn)
+                    .await?;
                 Ok(Some(Job {
                     asset: Asset::try_from(asset)?,
+                    upload: Upload::try_from(upload)?,
                     attempts: u32::try_from(attempts).unwrap_or(0),
                     lease: token.clone(),
                 }))

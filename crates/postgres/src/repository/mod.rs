@@ -18,6 +18,7 @@ mod projects;
 mod purges;
 mod uploads;
 
+use std::collections::HashMap;
 use std::fmt;
 
 use async_trait::async_trait;
@@ -225,19 +226,39 @@ struct NewPurge<'a> {
     asset_id: &'a str,
     upload_id: &'a str,
     created_at: OffsetDateTime,
+    staging: &'a str,
 }
 
 /// What a deletion of assets returns: `(asset id, account id, upload id)` of each.
 type Deleted = Vec<(String, String, String)>;
+
+/// The staging state of the uploads of `asset_ids`, by upload id, with the upload rows locked.
+/// Read before deleting the assets: the cascade takes the upload rows with them, and the purge
+/// must know what to abort.
+async fn stagings_of(
+    conn: &mut AsyncPgConnection,
+    asset_ids: &[&str],
+) -> Result<HashMap<String, String>, StoreError> {
+    use crate::schema::uploads;
+    let rows: Vec<(String, String)> = uploads::table
+        .filter(uploads::asset_id.eq_any(asset_ids))
+        .select((uploads::id, uploads::staging))
+        .for_update()
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
 
 /// Finishes a deletion of assets (their uploads and jobs went by cascade): leaves a tombstone
 /// for each upload and records each purge in the outbox, in the caller's transaction.
 async fn bury(
     conn: &mut AsyncPgConnection,
     deleted: Deleted,
+    stagings: &HashMap<String, String>,
     reason: GoneReason,
     at: OffsetDateTime,
 ) -> Result<Vec<Purge>, StoreError> {
+    let staging_of = |upload: &str| stagings.get(upload).map_or("", String::as_str);
     if deleted.is_empty() {
         return Ok(Vec::new());
     }
@@ -268,6 +289,7 @@ async fn bury(
             asset_id: asset,
             upload_id: upload,
             created_at: at,
+            staging: staging_of(upload),
         })
         .collect();
     diesel::insert_into(purge_outbox::table)
@@ -277,6 +299,9 @@ async fn bury(
         .await?;
     deleted
         .into_iter()
-        .map(|(asset, _, upload)| purge(asset, upload).map_err(StoreError::from))
+        .map(|(asset, _, upload)| {
+            let staging = staging_of(&upload).to_owned();
+            purge(asset, upload, staging).map_err(StoreError::from)
+        })
         .collect()
 }

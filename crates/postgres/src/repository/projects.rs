@@ -9,7 +9,7 @@ use roughy_app::ports::{GoneReason, ProjectRepo, Purge, RepoError};
 use roughy_app::{Cursor, Page, PageRequest};
 use roughy_domain::{AccountId, Project, ProjectId};
 
-use super::{bury, Deleted, PgRepository};
+use super::{bury, stagings_of, Deleted, PgRepository};
 use crate::error::{db_error, StoreError};
 use crate::rows::{overfetch, ProjectRow};
 use crate::schema::{assets, projects};
@@ -103,12 +103,19 @@ impl ProjectRepo for PgRepository {
                 if found.is_none() {
                     return Ok(None);
                 }
+                let asset_ids: Vec<String> = assets::table
+                    .filter(assets::project_id.eq(id.as_str()))
+                    .select(assets::id)
+                    .load(conn)
+                    .await?;
+                let asset_ids: Vec<&str> = asset_ids.iter().map(String::as_str).collect();
+                let stagings = stagings_of(conn, &asset_ids).await?;
                 let deleted: Deleted =
                     diesel::delete(assets::table.filter(assets::project_id.eq(id.as_str())))
                         .returning((assets::id, assets::account_id, assets::upload_id))
                         .get_results(conn)
                         .await?;
-                let purges = bury(conn, deleted, GoneReason::AssetDeleted, at).await?;
+                let purges = bury(conn, deleted, &stagings, GoneReason::AssetDeleted, at).await?;
                 diesel::delete(projects::table.find(id.as_str()))
                     .execute(conn)
                     .await?;

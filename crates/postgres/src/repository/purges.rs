@@ -16,15 +16,19 @@ impl PurgeQueue for PgRepository {
     #[tracing::instrument(skip(self))]
     async fn pending_purges(&self, limit: usize) -> Result<Vec<Purge>, RepoError> {
         let mut conn = self.conn().await?;
-        let rows: Vec<(String, String)> = purge_outbox::table
+        let rows: Vec<(String, String, String)> = purge_outbox::table
             .order(purge_outbox::seq.asc())
-            .select((purge_outbox::asset_id, purge_outbox::upload_id))
+            .select((
+                purge_outbox::asset_id,
+                purge_outbox::upload_id,
+                purge_outbox::staging,
+            ))
             .limit(i64::try_from(limit).unwrap_or(i64::MAX))
             .load(&mut conn)
             .await
             .map_err(db_error)?;
         rows.into_iter()
-            .map(|(asset, upload)| purge(asset, upload))
+            .map(|(asset, upload, staging)| purge(asset, upload, staging))
             .collect()
     }
 

@@ -7,12 +7,12 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use time::OffsetDateTime;
 
 use roughy_app::ports::{GoneReason, Purge, RepoError, UploadLookup, UploadRepo};
-use roughy_domain::{AccountId, Asset, MediaFormat, Upload, UploadId, UploadState};
+use roughy_domain::{AccountId, Asset, MediaFormat, Staging, Upload, UploadId, UploadState};
 
 use super::{bury, Deleted, PgRepository};
 use crate::error::{conflict, db_error, StoreError};
 use crate::rows::{
-    parse_gone_reason, stored_id, to_i64, upload_state_name, AssetChanges, AssetRow, UploadRow,
+    parse_gone_reason, stored_id, upload_state_name, AssetChanges, AssetRow, UploadRow,
 };
 use crate::schema::{assets, jobs, upload_tombstones, uploads};
 
@@ -44,6 +44,21 @@ async fn lock_asset(conn: &mut AsyncPgConnection, upload: &Upload) -> Result<Ass
         .await
         .optional()?;
     Ok(Asset::try_from(row.ok_or(RepoError::NotFound)?)?)
+}
+
+/// Writes what the domain decided about an upload: its offset, expiry, state and staging.
+async fn save(conn: &mut AsyncPgConnection, upload: &Upload) -> Result<(), StoreError> {
+    let row = UploadRow::try_from(upload)?;
+    diesel::update(uploads::table.find(upload.id.as_str()))
+        .set((
+            uploads::upload_offset.eq(row.upload_offset),
+            uploads::expires_at.eq(row.expires_at),
+            uploads::state.eq(row.state),
+            uploads::staging.eq(row.staging),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// A new processing job.
@@ -91,17 +106,23 @@ impl UploadRepo for PgRepository {
     }
 
     #[tracing::instrument(skip_all, fields(upload = %id, ?format))]
-    async fn identify_upload(&self, id: &UploadId, format: MediaFormat) -> Result<(), RepoError> {
+    async fn identify_upload(
+        &self,
+        id: &UploadId,
+        format: MediaFormat,
+        staging: &Staging,
+    ) -> Result<(), RepoError> {
         let mut conn = self.conn().await?;
         conn.transaction::<_, StoreError, _>(async |conn| {
-            let upload = lock_active(conn, id).await?;
+            let mut upload = lock_active(conn, id).await?;
             let mut asset = lock_asset(conn, &upload).await?;
+            upload.stage(staging.clone()).map_err(conflict)?;
             asset.identify(format).map_err(conflict)?;
             diesel::update(assets::table.find(asset.id.as_str()))
                 .set(AssetChanges::try_from(&asset)?)
                 .execute(conn)
                 .await?;
-            Ok(())
+            save(conn, &upload).await
         })
         .await?;
         Ok(())
@@ -112,55 +133,39 @@ impl UploadRepo for PgRepository {
         &self,
         id: &UploadId,
         offset: u64,
+        staging: &Staging,
         expires_at: OffsetDateTime,
     ) -> Result<(), RepoError> {
-        let stored_offset = to_i64(offset)?;
         let mut conn = self.conn().await?;
         conn.transaction::<_, StoreError, _>(async |conn| {
-            let upload = lock_active(conn, id).await?;
-            if offset > upload.length.get() {
-                return Err(RepoError::Conflict(format!(
-                    "offset {offset} is past the upload length {}",
-                    upload.length.get()
-                ))
-                .into());
-            }
-            diesel::update(uploads::table.find(id.as_str()))
-                .set((
-                    uploads::upload_offset.eq(stored_offset),
-                    uploads::expires_at.eq(expires_at),
-                ))
-                .execute(conn)
-                .await?;
-            Ok(())
+            let mut upload = lock_active(conn, id).await?;
+            upload
+                .advance(offset, staging.clone(), expires_at)
+                .map_err(conflict)?;
+            save(conn, &upload).await
         })
         .await?;
         Ok(())
     }
 
-    #[tracing::instrument(skip_all, fields(upload = %id, size))]
+    #[tracing::instrument(skip_all, fields(upload = %id))]
     async fn finalize_upload(
         &self,
         id: &UploadId,
-        size: u64,
+        staging: &Staging,
         at: OffsetDateTime,
     ) -> Result<(), RepoError> {
         let mut conn = self.conn().await?;
         conn.transaction::<_, StoreError, _>(async |conn| {
-            let upload = lock_active(conn, id).await?;
+            let mut upload = lock_active(conn, id).await?;
             let mut asset = lock_asset(conn, &upload).await?;
-            asset.finish_upload(size).map_err(conflict)?;
+            upload.complete(staging.clone()).map_err(conflict)?;
+            asset.finish_upload(upload.length.get()).map_err(conflict)?;
             diesel::update(assets::table.find(asset.id.as_str()))
                 .set(AssetChanges::try_from(&asset)?)
                 .execute(conn)
                 .await?;
-            diesel::update(uploads::table.find(id.as_str()))
-                .set((
-                    uploads::state.eq(upload_state_name(UploadState::Completed)),
-                    uploads::upload_offset.eq(uploads::length),
-                ))
-                .execute(conn)
-                .await?;
+            save(conn, &upload).await?;
             // The job is queued with the state change: a crash after the commit still has it.
             diesel::insert_into(jobs::table)
                 .values(NewJob {
@@ -194,14 +199,20 @@ impl UploadRepo for PgRepository {
                 };
                 // The reaper listed it as expired earlier; a PATCH may have refreshed it since.
                 // The row lock above makes this check and the delete one step.
-                if expired_before.is_some_and(|before| upload.expires_at >= before) {
+                if expired_before.is_some_and(|before| !upload.expired_before(before)) {
                     return Ok(None);
                 }
+                let stagings = [(
+                    upload.id.as_str().to_owned(),
+                    upload.staging.as_str().to_owned(),
+                )]
+                .into_iter()
+                .collect();
                 let deleted: Deleted = diesel::delete(assets::table.find(upload.asset_id.as_str()))
                     .returning((assets::id, assets::account_id, assets::upload_id))
                     .get_results(conn)
                     .await?;
-                Ok(bury(conn, deleted, reason, at).await?.pop())
+                Ok(bury(conn, deleted, &stagings, reason, at).await?.pop())
             })
             .await?;
         Ok(purge)

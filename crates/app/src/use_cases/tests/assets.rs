@@ -2,12 +2,12 @@
 
 use roughy_domain::{
     AccountId, Asset, AssetId, AssetState, Language, MediaFormat, Project, ProjectId, SizeBytes,
-    Upload, UploadId, UploadState,
+    Staging, Upload, UploadId, UploadState,
 };
 
 use super::{Harness, DOWNLOAD_TTL, NOW, UPLOAD_TTL};
 use crate::error::IngestError;
-use crate::ports::{Purge, RepoError, SignedDownload};
+use crate::ports::{BlobError, Purge, RepoError, SignedDownload};
 use crate::CreateAsset;
 
 fn command(project: &ProjectId) -> CreateAsset {
@@ -177,6 +177,7 @@ async fn create_asset_stores_a_pending_asset_and_its_upload_together() {
                 && upload.offset == 0
                 && upload.expires_at == NOW + UPLOAD_TTL
                 && upload.state == UploadState::Active
+                && upload.staging.is_empty()
         })
         .times(1)
         .returning(|_, _| Ok(()));
@@ -203,14 +204,15 @@ async fn deleting_an_asset_purges_its_staged_bytes_and_its_object() {
     let purge = Purge {
         asset_id: asset.clone(),
         upload_id: upload.clone(),
+        staging: Staging::new("mpu-1"),
     };
+    h.expect_purge(&purge);
     let (a, id) = (account.clone(), asset.clone());
     h.assets
         .expect_delete_asset()
         .withf(move |acc, i, at| *acc == a && *i == id && *at == NOW)
         .times(1)
         .returning(move |_, _, _| Ok(Some(purge.clone())));
-    h.expect_purge(&upload, &asset);
 
     h.build()
         .delete_asset(&account, &asset)
@@ -242,6 +244,7 @@ async fn a_failed_purge_does_not_fail_the_delete() {
     let purge = Purge {
         asset_id: AssetId::generate(),
         upload_id: UploadId::generate(),
+        staging: Staging::default(),
     };
     h.assets
         .expect_delete_asset()
@@ -250,7 +253,7 @@ async fn a_failed_purge_does_not_fail_the_delete() {
     h.blobs
         .expect_abort_upload()
         .times(1)
-        .returning(|_| Err(crate::ports::BlobError::Unavailable("s3 down".into())));
+        .returning(|_, _| Err(crate::ports::BlobError::Unavailable("s3 down".into())));
     h.blobs
         .expect_delete_object()
         .times(1)
@@ -267,13 +270,14 @@ async fn deleting_a_project_purges_every_asset_it_deleted() {
     let mut h = Harness::new();
     let (account, project) = (AccountId::generate(), ProjectId::generate());
     let purges: Vec<Purge> = (0..3)
-        .map(|_| Purge {
+        .map(|i| Purge {
             asset_id: AssetId::generate(),
             upload_id: UploadId::generate(),
+            staging: Staging::new(format!("mpu-{i}")),
         })
         .collect();
     for purge in &purges {
-        h.expect_purge(&purge.upload_id, &purge.asset_id);
+        h.expect_purge(purge);
     }
     let (a, p) = (account.clone(), project.clone());
     h.projects
@@ -320,18 +324,22 @@ fn asset_in(state: AssetState, format: Option<MediaFormat>) -> Asset {
     }
 }
 
-#[test]
-fn download_link_is_offered_only_for_ready_assets_and_expires_after_the_download_ttl() {
+#[tokio::test]
+async fn download_link_is_offered_only_for_ready_assets_and_expires_after_the_download_ttl() {
     let ingest = Harness::new().build();
     let ready = asset_in(AssetState::Ready, Some(MediaFormat::Mp3));
 
-    let link = ingest.download_link("https://api.example", &ready);
+    let link = ingest
+        .download_link("https://api.example", &ready)
+        .await
+        .expect("signed");
 
     assert_eq!(
         link,
         Some(format!(
-            "https://api.example/v1/downloads/{}.mp3?expires={}",
+            "https://api.example/v1/downloads/{}.mp3?signed={}&expires={}",
             ready.id,
+            NOW.unix_timestamp(),
             (NOW + DOWNLOAD_TTL).unix_timestamp()
         ))
     );
@@ -341,11 +349,43 @@ fn download_link_is_offered_only_for_ready_assets_and_expires_after_the_download
     {
         let asset = asset_in(state, Some(MediaFormat::Mp3));
         assert_eq!(
-            ingest.download_link("https://api.example", &asset),
+            ingest
+                .download_link("https://api.example", &asset)
+                .await
+                .expect("nothing to sign"),
             None,
             "{state:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_link_that_cannot_be_signed_is_an_error_not_a_missing_link() {
+    let mut h = Harness::new();
+    h.links.failure = Some(|| BlobError::Unavailable("no credentials".into()));
+    let ingest = h.build();
+
+    let err = ingest
+        .download_link(
+            "https://api.example",
+            &asset_in(AssetState::Ready, Some(MediaFormat::Wav)),
+        )
+        .await
+        .expect_err("signing failed");
+    assert!(
+        matches!(&err, IngestError::Unavailable(m) if m == "no credentials"),
+        "{err:?}"
+    );
+
+    // Nothing to sign for an asset that is not ready: the adapter is not asked.
+    let pending = asset_in(AssetState::Processing, Some(MediaFormat::Wav));
+    assert_eq!(
+        ingest
+            .download_link("https://api.example", &pending)
+            .await
+            .expect("no link"),
+        None
+    );
 }
 
 #[tokio::test]

@@ -13,18 +13,21 @@ mod uploads;
 use std::io::{self, Cursor, Read, Seek, SeekFrom};
 use std::sync::{Arc, Mutex};
 
+use async_trait::async_trait;
 use futures::future::{self, BoxFuture, FutureExt};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
-use roughy_domain::{AccountId, AssetId, MediaFormat, SizeBytes, Upload, UploadId, UploadState};
+use roughy_domain::{
+    AccountId, AssetId, MediaFormat, SizeBytes, Staging, Upload, UploadId, UploadState,
+};
 
 use super::{Ingest, IngestConfig, IngestPorts};
 use crate::clock::Clock;
 use crate::ports::{
-    BlobReader, DownloadLinks, JobSignal, MockAccountRepo, MockAssetRepo, MockBlobStore,
+    BlobError, BlobReader, DownloadLinks, JobSignal, MockAccountRepo, MockAssetRepo, MockBlobStore,
     MockJobRepo, MockMediaInspector, MockProjectRepo, MockPurgeQueue, MockUploadLocks,
-    MockUploadRepo, MockUploadSink, SignedDownload, UploadLease,
+    MockUploadRepo, MockUploadSink, Purge, SignedDownload, UploadLease,
 };
 
 /// The frozen "now" of every test (whole microseconds, so repositories' precision is a no-op).
@@ -86,21 +89,29 @@ impl JobSignal for RecordingSignal {
 #[derive(Debug)]
 struct FakeLinks {
     authentic: bool,
+    /// When set, signing fails with this (e.g. the object store's credentials are missing).
+    failure: Option<fn() -> BlobError>,
 }
 
+#[async_trait]
 impl DownloadLinks for FakeLinks {
-    fn link(
+    async fn link(
         &self,
         base: &str,
         asset: &AssetId,
         format: MediaFormat,
+        now: OffsetDateTime,
         expires_at: OffsetDateTime,
-    ) -> String {
-        format!(
-            "{base}/v1/downloads/{asset}.{}?expires={}",
+    ) -> Result<String, BlobError> {
+        if let Some(failure) = self.failure {
+            return Err(failure());
+        }
+        Ok(format!(
+            "{base}/v1/downloads/{asset}.{}?signed={}&expires={}",
             format.extension(),
+            now.unix_timestamp(),
             expires_at.unix_timestamp()
-        )
+        ))
     }
 
     fn verify(&self, _link: &SignedDownload, _now: OffsetDateTime) -> bool {
@@ -186,7 +197,10 @@ impl Harness {
             sink: MockUploadSink::new(),
             blobs: MockBlobStore::new(),
             media: MockMediaInspector::new(),
-            links: FakeLinks { authentic: true },
+            links: FakeLinks {
+                authentic: true,
+                failure: None,
+            },
             journal: Journal::default(),
         }
     }
@@ -211,24 +225,25 @@ impl Harness {
         Ingest::new(ports, config())
     }
 
-    /// Expects the purge of one deleted asset: its staged bytes and its object, once each.
-    fn expect_purge(&mut self, upload: &UploadId, asset: &AssetId) {
-        let upload = upload.clone();
+    /// Expects the purge of one deleted asset: its staged bytes (aborted with the staging the
+    /// purge carries) and its object, once each, then the outbox entry marked done.
+    fn expect_purge(&mut self, purge: &Purge) {
+        let (upload, staging) = (purge.upload_id.clone(), purge.staging.clone());
         self.blobs
             .expect_abort_upload()
-            .withf(move |id| *id == upload)
+            .withf(move |id, s| *id == upload && *s == staging)
             .times(1)
-            .returning(|_| Ok(()));
-        let purged = asset.clone();
+            .returning(|_, _| Ok(()));
+        let purged = purge.asset_id.clone();
         self.blobs
             .expect_delete_object()
             .withf(move |id| *id == purged)
             .times(1)
             .returning(|_| Ok(()));
-        let done = asset.clone();
+        let done = purge.clone();
         self.purges
             .expect_purge_done()
-            .withf(move |p| p.asset_id == done)
+            .withf(move |p| *p == done)
             .times(1)
             .returning(|_| Ok(()));
     }
@@ -240,7 +255,18 @@ impl Harness {
     }
 }
 
-/// An upload of `account`'s with `length` bytes declared and `offset` stored.
+/// The staging a (fake) sink reports for bytes stored up to `offset`: distinct per offset, so a
+/// test sees which one was passed on. Nothing stored, nothing staged.
+fn staged_to(offset: u64) -> Staging {
+    if offset == 0 {
+        Staging::default()
+    } else {
+        Staging::new(format!("parts-to-{offset}"))
+    }
+}
+
+/// An upload of `account`'s with `length` bytes declared and `offset` stored (as
+/// [`staged_to`] that offset).
 fn active_upload(account: &AccountId, length: u64, offset: u64) -> Upload {
     Upload {
         id: UploadId::generate(),
@@ -250,6 +276,7 @@ fn active_upload(account: &AccountId, length: u64, offset: u64) -> Upload {
         offset,
         expires_at: NOW + Duration::hours(1),
         state: UploadState::Active,
+        staging: staged_to(offset),
     }
 }
 

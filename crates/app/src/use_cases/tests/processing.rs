@@ -1,14 +1,17 @@
 //! `process_next_job`: measure, then settle once; broken media fails and is never charged.
 
+use mockall::Sequence;
+
 use roughy_domain::{
     AccountId, Asset, AssetFailure, AssetState, DurationMs, MediaFormat, ProjectId, SizeBytes,
+    Staging, Upload,
 };
 
-use super::{FakeReader, Harness, JOB_LEASE, JOB_RETRY_DELAY, NOW};
+use super::{completed_upload, FakeReader, Harness, Journal, JOB_LEASE, JOB_RETRY_DELAY, NOW};
 use crate::error::IngestError;
 use crate::ports::{BlobError, BlobReader, Job, JobOutcome, MediaInfo, ProbeError};
 
-/// A claimed job for a `processing` asset sniffed as `sniffed`.
+/// A claimed job for a `processing` asset sniffed as `sniffed`, with its completed upload.
 fn job(sniffed: Option<MediaFormat>) -> Job {
     let mut asset = Asset::new(
         AccountId::generate(),
@@ -20,8 +23,15 @@ fn job(sniffed: Option<MediaFormat>) -> Job {
     asset.state = AssetState::Processing;
     asset.format = sniffed;
     asset.size_bytes = Some(4_096);
+    let upload = Upload {
+        id: asset.upload_id.clone(),
+        asset_id: asset.id.clone(),
+        staging: Staging::new("mpu-7;parts=1:e1,2:e2"),
+        ..completed_upload(&asset.account_id, 4_096)
+    };
     Job {
         asset,
+        upload,
         attempts: 0,
         lease: "lease-1".into(),
     }
@@ -44,14 +54,33 @@ fn expect_claim(h: &mut Harness, job: &Job) {
         .returning(move |_, _| Ok(Some(job.clone())));
 }
 
-/// The stored object opens once.
+/// The job's upload is completed into the object once, then the object opens once.
 fn expect_object(h: &mut Harness, job: &Job) {
+    let mut seq = Sequence::new();
+    let upload = job.upload.clone();
+    h.blobs
+        .expect_complete_upload()
+        .withf(move |u| *u == upload)
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|u| Ok(u.length.get()));
     let asset = job.asset.id.clone();
     h.blobs
         .expect_open_reader()
         .withf(move |a| *a == asset)
         .times(1)
+        .in_sequence(&mut seq)
         .returning(|_| Ok(Box::new(FakeReader::default()) as Box<dyn BlobReader>));
+}
+
+/// The job's upload is completed into the object once and answers `answer`.
+fn expect_completing(h: &mut Harness, job: &Job, answer: fn() -> Result<u64, BlobError>) {
+    let upload = job.upload.clone();
+    h.blobs
+        .expect_complete_upload()
+        .withf(move |u| *u == upload)
+        .times(1)
+        .returning(move |_| answer());
 }
 
 /// The probe runs once on the sniffed format and answers `answer`.
@@ -85,6 +114,7 @@ async fn no_queued_job_means_no_work() {
         .expect_claim_job()
         .times(1)
         .returning(|_, _| Ok(None));
+    h.blobs.expect_complete_upload().never();
     h.blobs.expect_open_reader().never();
     h.jobs.expect_complete_job().never();
 
@@ -135,6 +165,7 @@ async fn unavailable_blob_store_gives_the_job_back_without_probing() {
     let mut h = Harness::new();
     let job = job(Some(MediaFormat::Wav));
     expect_claim(&mut h, &job);
+    expect_completing(&mut h, &job, || Ok(4_096));
     h.blobs
         .expect_open_reader()
         .times(1)
@@ -156,6 +187,7 @@ async fn missing_object_fails_the_asset_as_unreadable() {
     let mut h = Harness::new();
     let job = job(Some(MediaFormat::Flac));
     expect_claim(&mut h, &job);
+    expect_completing(&mut h, &job, || Ok(4_096));
     h.blobs
         .expect_open_reader()
         .times(1)
@@ -259,6 +291,10 @@ async fn draining_runs_jobs_until_none_is_due() {
         .times(3)
         .returning(move |_, _| Ok(queued.pop()));
     h.blobs
+        .expect_complete_upload()
+        .times(2)
+        .returning(|u| Ok(u.length.get()));
+    h.blobs
         .expect_open_reader()
         .times(2)
         .returning(|_| Ok(Box::new(FakeReader::default()) as Box<dyn BlobReader>));
@@ -287,4 +323,98 @@ async fn unavailable_queue_is_reported_unavailable() {
     let err = h.build().process_next_job().await.expect_err("down");
 
     assert!(matches!(err, IngestError::Unavailable(_)), "{err:?}");
+}
+
+// --- completing the staged bytes into the object (the job's first step) -----------------------
+
+#[tokio::test]
+async fn the_job_completes_its_upload_into_the_object_before_opening_it() {
+    let mut h = Harness::new();
+    let job = job(Some(MediaFormat::Wav));
+    expect_claim(&mut h, &job);
+    let journal = Journal::default();
+    let (upload, seen) = (job.upload.clone(), journal.clone());
+    h.blobs
+        .expect_complete_upload()
+        .withf(move |u| *u == upload)
+        .times(1)
+        .returning(move |u| {
+            seen.push(format!("complete_upload({})", u.staging.as_str()));
+            Ok(u.length.get())
+        });
+    let (asset, seen) = (job.asset.id.clone(), journal.clone());
+    h.blobs
+        .expect_open_reader()
+        .withf(move |a| *a == asset)
+        .times(1)
+        .returning(move |_| {
+            seen.push("open_reader");
+            Ok(Box::new(FakeReader::default()) as Box<dyn BlobReader>)
+        });
+    let seen = journal.clone();
+    h.media.expect_probe().times(1).returning(move |_, _| {
+        seen.push("probe");
+        Ok(MediaInfo {
+            duration: DurationMs::from_millis(2_000),
+            format: MediaFormat::Wav,
+        })
+    });
+    h.jobs
+        .expect_complete_job()
+        .times(1)
+        .returning(|_, _, _| Ok(Some(AssetState::Ready)));
+
+    assert!(h.build().process_next_job().await.expect("ran"));
+    assert_eq!(
+        journal.entries(),
+        [
+            "complete_upload(mpu-7;parts=1:e1,2:e2)",
+            "open_reader",
+            "probe"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn staged_bytes_missing_at_completion_fail_the_asset_as_unreadable_never_charged() {
+    let mut h = Harness::new();
+    let job = job(Some(MediaFormat::Mp3));
+    expect_claim(&mut h, &job);
+    expect_completing(&mut h, &job, || Err(BlobError::NotFound));
+    h.blobs.expect_open_reader().never();
+    h.media.expect_probe().never();
+    let completed = job.clone();
+    h.jobs
+        .expect_complete_job()
+        .withf(move |j, outcome, at| {
+            *j == completed
+                && *at == NOW
+                && matches!(outcome, JobOutcome::Failed(f) if f.code == "media_unreadable")
+        })
+        .times(1)
+        .returning(|_, _, _| Ok(Some(AssetState::Failed)));
+    h.jobs.expect_release_job().never();
+
+    assert!(h.build().process_next_job().await.expect("ran"));
+}
+
+#[tokio::test]
+async fn unavailable_blob_store_at_completion_gives_the_job_back_for_a_retry() {
+    let mut h = Harness::new();
+    let job = job(Some(MediaFormat::Flac));
+    expect_claim(&mut h, &job);
+    expect_completing(&mut h, &job, || {
+        Err(BlobError::Unavailable("s3 down".into()))
+    });
+    h.blobs.expect_open_reader().never();
+    h.media.expect_probe().never();
+    let released = job.clone();
+    h.jobs
+        .expect_release_job()
+        .withf(move |j, retry_at| *j == released && *retry_at == NOW + JOB_RETRY_DELAY)
+        .times(1)
+        .returning(|_, _| Ok(()));
+    h.jobs.expect_complete_job().never();
+
+    assert!(h.build().process_next_job().await.expect("ran"));
 }

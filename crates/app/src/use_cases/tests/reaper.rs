@@ -1,14 +1,16 @@
 //! `reap_expired_uploads`: expired pending uploads go, refreshed ones stay.
 
-use roughy_domain::{AssetId, UploadId};
+use roughy_domain::{AssetId, Staging, UploadId};
 
 use super::{Harness, NOW, UPLOAD_TTL};
 use crate::ports::{GoneReason, Purge};
 
+/// The purge of an upload that had bytes staged (its staging is what gets aborted).
 fn purge_of(id: &UploadId) -> Purge {
     Purge {
         asset_id: AssetId::generate(),
         upload_id: id.clone(),
+        staging: Staging::new(format!("mpu-of-{id}")),
     }
 }
 
@@ -33,7 +35,7 @@ async fn expired_uploads_are_discarded_as_expired_only_if_still_expired_now() {
         .returning(move |_, _| Ok(listed.clone()));
     for id in &ids {
         let purge = purge_of(id);
-        h.expect_purge(&purge.upload_id, &purge.asset_id);
+        h.expect_purge(&purge);
         let expected = id.clone();
         h.uploads
             .expect_discard_upload()
@@ -61,7 +63,7 @@ async fn upload_refreshed_meanwhile_is_neither_purged_nor_counted() {
         .times(1)
         .returning(move |_, _| Ok(listed.clone()));
     let purge = purge_of(&expired);
-    h.expect_purge(&purge.upload_id, &purge.asset_id);
+    h.expect_purge(&purge);
     let id = expired.clone();
     h.uploads
         .expect_discard_upload()
@@ -102,7 +104,7 @@ async fn a_full_batch_is_followed_by_another_until_a_short_one() {
     h.blobs
         .expect_abort_upload()
         .times(101)
-        .returning(|_| Ok(()));
+        .returning(|_, _| Ok(()));
     h.blobs
         .expect_delete_object()
         .times(101)
@@ -144,7 +146,12 @@ async fn purges_left_in_the_outbox_are_retried_and_then_marked_done() {
         .expect_pending_purges()
         .times(1)
         .returning(move |_| Ok(vec![pending.clone()]));
-    h.blobs.expect_abort_upload().times(1).returning(|_| Ok(()));
+    let aborted = leftover.clone();
+    h.blobs
+        .expect_abort_upload()
+        .withf(move |id, staging| *id == aborted.upload_id && *staging == aborted.staging)
+        .times(1)
+        .returning(|_, _| Ok(()));
     h.blobs
         .expect_delete_object()
         .times(1)
@@ -172,7 +179,10 @@ async fn a_purge_whose_bytes_could_not_be_deleted_stays_in_the_outbox() {
         .expect_pending_purges()
         .times(1)
         .returning(move |_| Ok(vec![leftover.clone()]));
-    h.blobs.expect_abort_upload().times(1).returning(|_| Ok(()));
+    h.blobs
+        .expect_abort_upload()
+        .times(1)
+        .returning(|_, _| Ok(()));
     h.blobs
         .expect_delete_object()
         .times(1)

@@ -5,13 +5,15 @@ use futures::{executor, stream, StreamExt};
 use mockall::Sequence;
 
 use roughy_domain::tus::PatchRefusal;
-use roughy_domain::{AccountId, MediaFormat, Upload};
+use roughy_domain::{AccountId, MediaFormat, Staging, Upload};
 
-use super::{active_upload, completed_upload, FakeLease, Harness, Journal, NOW, UPLOAD_TTL};
+use super::{
+    active_upload, completed_upload, staged_to, FakeLease, Harness, Journal, NOW, UPLOAD_TTL,
+};
 use crate::error::IngestError;
 use crate::ports::{
     AppendOutcome, AppendStop, BlobError, BodyError, ByteStream, GoneReason, LockError, Purge,
-    UploadLease, UploadLookup,
+    RepoError, UploadLease, UploadLookup,
 };
 use crate::UploadView;
 
@@ -98,21 +100,27 @@ impl Case {
         self.expect_lock(FakeLease::Undisturbed);
     }
 
-    /// The sink is asked once to stream the body at the stored offset, limited to the bytes
-    /// still expected; `outcome` sees the bytes it was given.
+    /// The sink is asked once to stream the body into the upload as stored (its offset, hence
+    /// the remaining bytes, and its staging); `outcome` sees the bytes it was given.
     fn expect_append(&mut self, outcome: impl Fn(Vec<u8>) -> AppendOutcome + Send + 'static) {
-        let (id, offset, limit) = (
-            self.upload.id.clone(),
-            self.upload.offset,
-            self.upload.remaining(),
-        );
+        let upload = self.upload.clone();
+        self.expect_append_to(upload, outcome);
+    }
+
+    /// The sink is asked once to stream the body into exactly `expected` (e.g. the upload with
+    /// the staging just begun).
+    fn expect_append_to(
+        &mut self,
+        expected: Upload,
+        outcome: impl Fn(Vec<u8>) -> AppendOutcome + Send + 'static,
+    ) {
         let journal = self.h.journal.clone();
         self.h
             .sink
             .expect_append()
-            .withf(move |i, o, _, l| *i == id && *o == offset && *l == limit)
+            .withf(move |u, _| *u == expected)
             .times(1)
-            .returning(move |_, _, body, _| {
+            .returning(move |_, body| {
                 journal.push("append");
                 outcome(drain(body))
             });
@@ -122,16 +130,20 @@ impl Case {
         self.h.sink.expect_append().never();
     }
 
-    /// The new offset is recorded once, exactly `offset`, with the expiry refreshed from now.
+    /// The new offset is recorded once, exactly `offset` with the staging the sink reported
+    /// for it ([`staged_to`]), with the expiry refreshed from now.
     fn expect_progress(&mut self, offset: u64) {
         let id = self.upload.id.clone();
+        let staging = staged_to(offset);
         let journal = self.h.journal.clone();
         self.h
             .uploads
             .expect_record_progress()
-            .withf(move |i, o, expires| *i == id && *o == offset && *expires == NOW + UPLOAD_TTL)
+            .withf(move |i, o, s, expires| {
+                *i == id && *o == offset && *s == staging && *expires == NOW + UPLOAD_TTL
+            })
             .times(1)
-            .returning(move |_, o, _| {
+            .returning(move |_, o, _, _| {
                 journal.push(format!("record_progress({o})"));
                 Ok(())
             });
@@ -141,6 +153,8 @@ impl Case {
         self.h.uploads.expect_record_progress().never();
     }
 
+    /// Neither the repository finalises nor the blob store completes the object (a PATCH never
+    /// does the latter: the processing job does).
     fn expect_no_finalisation(&mut self) {
         self.h.blobs.expect_complete_upload().never();
         self.h.uploads.expect_finalize_upload().never();
@@ -148,6 +162,7 @@ impl Case {
 
     fn expect_no_sniffing(&mut self) {
         self.h.media.expect_sniff().never();
+        self.h.sink.expect_begin().never();
         self.h.uploads.expect_identify_upload().never();
     }
 
@@ -183,6 +198,7 @@ async fn sink_failing_midway_records_exactly_the_durable_offset() {
     case.expect_locked_lookups();
     case.expect_append(|_| AppendOutcome {
         offset: 350,
+        staging: staged_to(350),
         stop: Some(AppendStop::Body(dropped())),
     });
     case.expect_progress(350);
@@ -211,6 +227,7 @@ async fn idle_body_timeout_is_reported_as_idle_with_the_durable_offset() {
     case.expect_locked_lookups();
     case.expect_append(|_| AppendOutcome {
         offset: 264,
+        staging: staged_to(264),
         stop: Some(AppendStop::Body(BodyError::IdleTimeout)),
     });
     case.expect_progress(264);
@@ -238,6 +255,7 @@ async fn body_stopping_before_any_durable_byte_records_nothing() {
     case.expect_locked_lookups();
     case.expect_append(|_| AppendOutcome {
         offset: 200,
+        staging: staged_to(200),
         stop: Some(AppendStop::Body(dropped())),
     });
     case.expect_no_progress();
@@ -264,6 +282,7 @@ async fn sink_storage_failure_records_only_the_durable_bytes_and_fails() {
     case.expect_locked_lookups();
     case.expect_append(|_| AppendOutcome {
         offset: 300,
+        staging: staged_to(300),
         stop: Some(AppendStop::Storage(BlobError::Unavailable(
             "disk full".into(),
         ))),
@@ -286,6 +305,7 @@ async fn sink_storage_failure_before_any_durable_byte_records_nothing() {
     case.expect_locked_lookups();
     case.expect_append(|_| AppendOutcome {
         offset: 200,
+        staging: staged_to(200),
         stop: Some(AppendStop::Storage(BlobError::Internal("EIO".into()))),
     });
     case.expect_no_progress();
@@ -307,6 +327,7 @@ async fn request_asked_to_stop_keeps_what_it_stored_and_reports_interrupted() {
     case.expect_lock(FakeLease::StopRequested);
     case.expect_append(|_| AppendOutcome {
         offset: 250,
+        staging: staged_to(250),
         stop: None,
     });
     case.expect_progress(250);
@@ -334,6 +355,7 @@ async fn request_asked_to_stop_stops_reading_its_body() {
         );
         AppendOutcome {
             offset: 200,
+            staging: staged_to(200),
             stop: None,
         }
     });
@@ -358,6 +380,7 @@ async fn body_longer_than_the_remaining_length_is_refused_without_moving_the_off
     // The sink stored up to the limit before it saw the extra bytes: none of them counts.
     case.expect_append(|_| AppendOutcome {
         offset: LENGTH,
+        staging: staged_to(LENGTH),
         stop: Some(AppendStop::TooLong),
     });
     case.expect_no_progress();
@@ -607,11 +630,13 @@ async fn unsupported_first_chunk_discards_the_upload_and_purges_its_bytes() {
         .withf(|head| head.len() >= 64)
         .times(1)
         .returning(|_| None);
-    let (id, asset) = (case.upload.id.clone(), case.upload.asset_id.clone());
+    let id = case.upload.id.clone();
     let purge = Purge {
-        asset_id: asset.clone(),
+        asset_id: case.upload.asset_id.clone(),
         upload_id: id.clone(),
+        staging: case.upload.staging.clone(),
     };
+    case.h.expect_purge(&purge);
     let expected_id = id.clone();
     case.h
         .uploads
@@ -621,7 +646,7 @@ async fn unsupported_first_chunk_discards_the_upload_and_purges_its_bytes() {
         })
         .times(1)
         .returning(move |_, _, _, _| Ok(Some(purge.clone())));
-    case.h.expect_purge(&id, &asset);
+    case.h.sink.expect_begin().never();
     case.h.uploads.expect_identify_upload().never();
     case.expect_no_append();
     case.expect_no_progress();
@@ -634,7 +659,7 @@ async fn unsupported_first_chunk_discards_the_upload_and_purges_its_bytes() {
 }
 
 #[tokio::test]
-async fn supported_first_chunk_is_identified_before_any_byte_is_stored() {
+async fn supported_first_chunk_is_identified_and_staged_before_any_byte_is_stored() {
     let mut case = Case::at(0);
     case.expect_locked_lookups();
     let mut seq = Sequence::new();
@@ -645,25 +670,49 @@ async fn supported_first_chunk_is_identified_before_any_byte_is_stored() {
         .times(1)
         .in_sequence(&mut seq)
         .returning(|_| Some(MediaFormat::Wav));
+    // The sink begins staging once, for the upload as stored, with the sniffed format.
+    let journal = case.h.journal.clone();
+    let fresh = case.upload.clone();
+    case.h
+        .sink
+        .expect_begin()
+        .withf(move |u, format| *u == fresh && *format == MediaFormat::Wav)
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(move |_, _| {
+            journal.push("begin");
+            Ok(Staging::new("mpu-wav"))
+        });
+    // Its staging is recorded with the format ...
     let id = case.upload.id.clone();
+    let journal = case.h.journal.clone();
     case.h
         .uploads
         .expect_identify_upload()
-        .withf(move |i, format| *i == id && *format == MediaFormat::Wav)
+        .withf(move |i, format, staging| {
+            *i == id && *format == MediaFormat::Wav && *staging == Staging::new("mpu-wav")
+        })
         .times(1)
         .in_sequence(&mut seq)
-        .returning(|_, _| Ok(()));
-    let id = case.upload.id.clone();
-    case.h
-        .sink
-        .expect_append()
-        .withf(move |i, offset, _, limit| *i == id && *offset == 0 && *limit == LENGTH)
-        .times(1)
-        .in_sequence(&mut seq)
-        .returning(|_, _, body, _| AppendOutcome {
-            offset: u64::try_from(drain(body).len()).expect("small"),
-            stop: None,
+        .returning(move |_, _, _| {
+            journal.push("identify_upload");
+            Ok(())
         });
+    // ... and the append starts from it, at offset 0, limited to the whole length.
+    let staged = Upload {
+        staging: Staging::new("mpu-wav"),
+        ..case.upload.clone()
+    };
+    assert_eq!(staged.remaining(), LENGTH);
+    case.expect_append_to(staged, |received| {
+        let offset = u64::try_from(received.len()).expect("small");
+        AppendOutcome {
+            offset,
+            staging: staged_to(offset),
+            stop: None,
+        }
+    });
+    // The progress carries the staging the append returned, not the one begun.
     case.expect_progress(300);
     case.expect_no_finalisation();
 
@@ -671,7 +720,7 @@ async fn supported_first_chunk_is_identified_before_any_byte_is_stored() {
     let mut head = b"RIFF".to_vec();
     head.resize(40, 0);
     let parts = vec![Ok(Bytes::from(head)), Ok(bytes(40, 1)), Ok(bytes(220, 2))];
-    let (result, _) = case.patch(0, None, body(parts)).await;
+    let (result, journal) = case.patch(0, None, body(parts)).await;
 
     assert_eq!(
         result.expect("a WAV first chunk is stored"),
@@ -680,6 +729,79 @@ async fn supported_first_chunk_is_identified_before_any_byte_is_stored() {
             length: LENGTH,
             expires_at: Some(NOW + UPLOAD_TTL),
         }
+    );
+    assert_eq!(
+        journal.entries(),
+        ["begin", "identify_upload", "append", "record_progress(300)"]
+    );
+}
+
+#[tokio::test]
+async fn a_first_chunk_resent_after_a_drop_that_stored_nothing_reuses_the_staging_begun() {
+    // A previous first chunk began staging and was identified, then dropped before a byte
+    // was durable: offset 0, staging already chosen.
+    let mut case = Case::with(|account| Upload {
+        staging: Staging::new("mpu-earlier"),
+        ..active_upload(account, LENGTH, 0)
+    });
+    case.expect_locked_lookups();
+    case.h
+        .media
+        .expect_sniff()
+        .times(1)
+        .returning(|_| Some(MediaFormat::Mp4));
+    case.h.sink.expect_begin().never();
+    let id = case.upload.id.clone();
+    case.h
+        .uploads
+        .expect_identify_upload()
+        .withf(move |i, format, staging| {
+            *i == id && *format == MediaFormat::Mp4 && *staging == Staging::new("mpu-earlier")
+        })
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    case.expect_append(|received| {
+        let offset = u64::try_from(received.len()).expect("small");
+        AppendOutcome {
+            offset,
+            staging: staged_to(offset),
+            stop: None,
+        }
+    });
+    case.expect_progress(100);
+    case.expect_no_finalisation();
+
+    let (result, _) = case.patch(0, None, body(vec![Ok(bytes(100, 1))])).await;
+
+    assert_eq!(result.expect("stored").offset, 100);
+}
+
+#[tokio::test]
+async fn staging_that_cannot_begin_stores_and_records_nothing() {
+    let mut case = Case::at(0);
+    case.expect_locked_lookups();
+    case.h
+        .media
+        .expect_sniff()
+        .times(1)
+        .returning(|_| Some(MediaFormat::Wav));
+    case.h
+        .sink
+        .expect_begin()
+        .times(1)
+        .returning(|_, _| Err(BlobError::Unavailable("s3 down".into())));
+    case.h.uploads.expect_identify_upload().never();
+    case.h.uploads.expect_discard_upload().never();
+    case.expect_no_append();
+    case.expect_no_progress();
+    case.expect_no_finalisation();
+
+    let (result, _) = case.patch(0, None, body(vec![Ok(bytes(100, 1))])).await;
+
+    let err = result.expect_err("staging could not begin");
+    assert!(
+        matches!(&err, IngestError::Unavailable(m) if m == "s3 down"),
+        "{err:?}"
     );
 }
 
@@ -693,16 +815,26 @@ async fn sniffed_head_reaches_the_sink_in_order_followed_by_the_rest_of_the_body
         .times(1)
         .returning(|_| Some(MediaFormat::Flac));
     case.h
+        .sink
+        .expect_begin()
+        .times(1)
+        .returning(|_, _| Ok(Staging::new("mpu-flac")));
+    case.h
         .uploads
         .expect_identify_upload()
         .times(1)
-        .returning(|_, _| Ok(()));
+        .returning(|_, _, _| Ok(()));
     let parts: Vec<Bytes> = (0u8..5).map(|i| bytes(50, i)).collect();
     let sent: Vec<u8> = parts.concat();
-    case.expect_append(move |received| {
+    let staged = Upload {
+        staging: Staging::new("mpu-flac"),
+        ..case.upload.clone()
+    };
+    case.expect_append_to(staged, move |received| {
         assert_eq!(received, sent, "the sink must get every byte, head first");
         AppendOutcome {
             offset: 250,
+            staging: staged_to(250),
             stop: None,
         }
     });
@@ -723,9 +855,13 @@ async fn stored_chunk_records_the_new_offset_and_refreshes_the_expiry() {
     let mut case = Case::at(200);
     case.expect_locked_lookups();
     case.expect_no_sniffing();
-    case.expect_append(|received| AppendOutcome {
-        offset: 200 + u64::try_from(received.len()).expect("small"),
-        stop: None,
+    case.expect_append(|received| {
+        let offset = 200 + u64::try_from(received.len()).expect("small");
+        AppendOutcome {
+            offset,
+            staging: staged_to(offset),
+            stop: None,
+        }
     });
     case.expect_progress(700);
     case.expect_no_finalisation();
@@ -745,54 +881,41 @@ async fn stored_chunk_records_the_new_offset_and_refreshes_the_expiry() {
     assert_eq!(journal.count("job_queued"), 0);
 }
 
-/// Expects the finalisation of `case`'s upload: the blob store completes the object (reporting
-/// `stored` bytes), then the repository finalises with that size at `NOW`.
-fn expect_finalisation(case: &mut Case, stored: u64) {
-    let mut seq = Sequence::new();
-    let (id, asset) = (case.upload.id.clone(), case.upload.asset_id.clone());
-    let journal = case.h.journal.clone();
-    case.h
-        .blobs
-        .expect_complete_upload()
-        .withf(move |i, a| *i == id && *a == asset)
-        .times(1)
-        .in_sequence(&mut seq)
-        .returning(move |_, _| {
-            journal.push("complete_upload");
-            Ok(stored)
-        });
+/// Expects the finalisation of `case`'s upload: the repository finalises once, at `NOW`, with
+/// the staging the final append returned ([`staged_to`] the length), answering `answer`. The
+/// PATCH never completes the object (the processing job does) and never records the length
+/// as progress (only finalisation reaches it).
+fn expect_finalisation(case: &mut Case, answer: fn() -> Result<(), RepoError>) {
     let id = case.upload.id.clone();
+    let staging = staged_to(case.upload.length.get());
     let journal = case.h.journal.clone();
     case.h
         .uploads
         .expect_finalize_upload()
-        .withf(move |i, size, at| *i == id && *size == stored && *at == NOW)
+        .withf(move |i, s, at| *i == id && *s == staging && *at == NOW)
         .times(1)
-        .in_sequence(&mut seq)
         .returning(move |_, _, _| {
-            journal.push("finalize_upload");
-            Ok(())
+            let answer = answer();
+            journal.push(match &answer {
+                Ok(()) => "finalize_upload",
+                Err(_) => "finalize_upload failed",
+            });
+            answer
         });
+    case.h.blobs.expect_complete_upload().never();
+    case.expect_no_progress();
 }
 
 #[tokio::test]
-async fn storing_the_last_byte_completes_then_finalises_then_signals_a_job() {
+async fn storing_the_last_byte_finalises_then_signals_a_job_without_completing_the_object() {
     let mut case = Case::at(900);
     case.expect_locked_lookups();
     case.expect_append(|_| AppendOutcome {
         offset: LENGTH,
+        staging: staged_to(LENGTH),
         stop: None,
     });
-    // Whether the full offset is recorded before finalising is pinned by
-    // `a_failed_completion_leaves_the_last_chunk_resendable`; here only the order matters.
-    let id = case.upload.id.clone();
-    case.h
-        .uploads
-        .expect_record_progress()
-        .withf(move |i, offset, _| *i == id && *offset == LENGTH)
-        .times(0..=1)
-        .returning(|_, _, _| Ok(()));
-    expect_finalisation(&mut case, LENGTH);
+    expect_finalisation(&mut case, || Ok(()));
 
     let (result, journal) = case
         .patch(900, Some(100), body(vec![Ok(bytes(100, 1))]))
@@ -808,12 +931,12 @@ async fn storing_the_last_byte_completes_then_finalises_then_signals_a_job() {
     );
     assert_eq!(
         journal.entries(),
-        ["append", "complete_upload", "finalize_upload", "job_queued"]
+        ["append", "finalize_upload", "job_queued"]
     );
 }
 
 #[tokio::test]
-async fn a_single_chunk_upload_is_sniffed_stored_and_finalised_in_one_patch() {
+async fn a_single_chunk_upload_is_sniffed_staged_stored_and_finalised_in_one_patch() {
     let mut case = Case::with(|account| active_upload(account, 64, 0));
     case.expect_locked_lookups();
     case.h
@@ -821,23 +944,36 @@ async fn a_single_chunk_upload_is_sniffed_stored_and_finalised_in_one_patch() {
         .expect_sniff()
         .times(1)
         .returning(|_| Some(MediaFormat::Mp3));
+    let fresh = case.upload.clone();
+    case.h
+        .sink
+        .expect_begin()
+        .withf(move |u, format| *u == fresh && *format == MediaFormat::Mp3)
+        .times(1)
+        .returning(|_, _| Ok(Staging::new("mpu-mp3")));
     let id = case.upload.id.clone();
     case.h
         .uploads
         .expect_identify_upload()
-        .withf(move |i, format| *i == id && *format == MediaFormat::Mp3)
+        .withf(move |i, format, staging| {
+            *i == id && *format == MediaFormat::Mp3 && *staging == Staging::new("mpu-mp3")
+        })
         .times(1)
-        .returning(|_, _| Ok(()));
-    case.expect_append(|received| AppendOutcome {
-        offset: u64::try_from(received.len()).expect("small"),
-        stop: None,
-    });
-    case.h
-        .uploads
-        .expect_record_progress()
-        .times(0..=1)
         .returning(|_, _, _| Ok(()));
-    expect_finalisation(&mut case, 64);
+    let staged = Upload {
+        staging: Staging::new("mpu-mp3"),
+        ..case.upload.clone()
+    };
+    case.expect_append_to(staged, |received| {
+        let offset = u64::try_from(received.len()).expect("small");
+        AppendOutcome {
+            offset,
+            staging: staged_to(offset),
+            stop: None,
+        }
+    });
+    // Finalised with the staging the append returned (staged_to(64)), not the one begun.
+    expect_finalisation(&mut case, || Ok(()));
 
     let (result, journal) = case.patch(0, Some(64), body(vec![Ok(bytes(64, 1))])).await;
 
@@ -846,52 +982,121 @@ async fn a_single_chunk_upload_is_sniffed_stored_and_finalised_in_one_patch() {
 }
 
 #[tokio::test]
-async fn failed_completion_of_the_object_neither_finalises_nor_signals() {
+async fn a_failed_finalising_commit_fails_the_patch_and_signals_no_job() {
     let mut case = Case::at(900);
     case.expect_locked_lookups();
     case.expect_append(|_| AppendOutcome {
         offset: LENGTH,
+        staging: staged_to(LENGTH),
         stop: None,
     });
-    case.h
-        .uploads
-        .expect_record_progress()
-        .times(0..=1)
-        .returning(|_, _, _| Ok(()));
-    case.h
-        .blobs
-        .expect_complete_upload()
-        .times(1)
-        .returning(|_, _| Err(BlobError::Unavailable("s3 down".into())));
-    case.h.uploads.expect_finalize_upload().never();
+    expect_finalisation(&mut case, || {
+        Err(RepoError::Unavailable("commit failed".into()))
+    });
 
     let (result, journal) = case.patch(900, None, body(vec![Ok(bytes(100, 1))])).await;
 
-    let err = result.expect_err("the object could not be completed");
-    assert!(matches!(err, IngestError::Unavailable(_)), "{err:?}");
-    assert_eq!(journal.count("job_queued"), 0);
+    let err = result.expect_err("the upload could not be finalised");
+    assert!(
+        matches!(&err, IngestError::Unavailable(m) if m == "commit failed"),
+        "{err:?}"
+    );
+    assert_eq!(journal.entries(), ["append", "finalize_upload failed"]);
 }
 
 #[tokio::test]
-async fn a_failed_completion_leaves_the_last_chunk_resendable() {
-    let mut case = Case::at(900);
-    case.expect_locked_lookups();
-    case.expect_append(|_| AppendOutcome {
-        offset: LENGTH,
-        stop: None,
-    });
-    case.expect_no_progress();
-    case.h
-        .blobs
-        .expect_complete_upload()
-        .times(1)
-        .returning(|_, _| Err(BlobError::Unavailable("s3 down".into())));
-    case.h.uploads.expect_finalize_upload().never();
+async fn a_failed_finalising_commit_leaves_the_last_chunk_resendable_and_the_resend_completes() {
+    let account = AccountId::generate();
+    let upload = active_upload(&account, LENGTH, 900);
+    let id = upload.id.clone();
+    let mut h = Harness::new();
+    let journal = h.journal.clone();
+    // The failed PATCH recorded nothing: every lookup (PATCH, HEAD, PATCH: two each) still
+    // finds offset 900 with its staging.
+    let stored = upload.clone();
+    h.uploads
+        .expect_find_upload()
+        .times(6)
+        .returning(move |_, _| Ok(UploadLookup::Live(stored.clone())));
+    h.locks
+        .expect_acquire()
+        .times(3)
+        .returning(|_| Ok(Box::new(FakeLease::Undisturbed) as Box<dyn UploadLease>));
+    h.media.expect_sniff().never();
+    h.sink.expect_begin().never();
+    h.uploads.expect_identify_upload().never();
+    h.uploads.expect_record_progress().never();
+    h.uploads.expect_discard_upload().never();
+    h.blobs.expect_complete_upload().never();
+    h.expect_no_purge();
+    // Both PATCHes stream from the previous offset and staging, the last 100 bytes each time.
+    let (expected, seen) = (upload.clone(), journal.clone());
+    h.sink
+        .expect_append()
+        .withf(move |u, _| *u == expected)
+        .times(2)
+        .returning(move |_, body| {
+            let received = drain(body);
+            assert_eq!(received.len(), 100, "the tail, again");
+            seen.push("append");
+            AppendOutcome {
+                offset: LENGTH,
+                staging: staged_to(LENGTH),
+                stop: None,
+            }
+        });
+    let mut seq = Sequence::new();
+    for answer in [Err(RepoError::Unavailable("commit failed".into())), Ok(())] {
+        let (id, seen) = (id.clone(), journal.clone());
+        let mut answer = Some(answer);
+        h.uploads
+            .expect_finalize_upload()
+            .withf(move |i, s, at| *i == id && *s == staged_to(LENGTH) && *at == NOW)
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(move |_, _, _| {
+                let answer = answer.take().expect("answered once");
+                seen.push(match &answer {
+                    Ok(()) => "finalize_upload",
+                    Err(_) => "finalize_upload failed",
+                });
+                answer
+            });
+    }
+    let ingest = h.build();
 
-    let (result, _) = case.patch(900, None, body(vec![Ok(bytes(100, 1))])).await;
-
-    let err = result.expect_err("the object could not be completed");
+    let failed = ingest
+        .append_chunk(&account, &id, 900, Some(100), body(vec![Ok(bytes(100, 1))]))
+        .await;
+    let err = failed.expect_err("the finalising commit failed");
     assert!(matches!(err, IngestError::Unavailable(_)), "{err:?}");
+
+    // HEAD still answers the previous offset: the client resends from there.
+    let head = ingest.upload_status(&account, &id).await.expect("live");
+    assert_eq!(head.offset, 900);
+
+    let resent = ingest
+        .append_chunk(&account, &id, 900, Some(100), body(vec![Ok(bytes(100, 1))]))
+        .await;
+    assert_eq!(
+        resent.expect("the resend completes"),
+        UploadView {
+            offset: LENGTH,
+            length: LENGTH,
+            expires_at: None,
+        }
+    );
+    drop(ingest);
+    assert_eq!(
+        journal.entries(),
+        [
+            "append",
+            "finalize_upload failed",
+            "append",
+            "finalize_upload",
+            "job_queued"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -1056,11 +1261,13 @@ async fn terminating_a_pending_upload_stops_its_writer_discards_it_and_purges_it
         .times(1)
         .in_sequence(&mut seq)
         .returning(|_| Ok(Box::new(FakeLease::Undisturbed) as Box<dyn UploadLease>));
-    let (id, asset) = (case.upload.id.clone(), case.upload.asset_id.clone());
+    let id = case.upload.id.clone();
     let purge = Purge {
-        asset_id: asset.clone(),
+        asset_id: case.upload.asset_id.clone(),
         upload_id: id.clone(),
+        staging: case.upload.staging.clone(),
     };
+    case.h.expect_purge(&purge);
     let expected_id = id.clone();
     case.h
         .uploads
@@ -1071,7 +1278,6 @@ async fn terminating_a_pending_upload_stops_its_writer_discards_it_and_purges_it
         .times(1)
         .in_sequence(&mut seq)
         .returning(move |_, _, _, _| Ok(Some(purge.clone())));
-    case.h.expect_purge(&id, &asset);
 
     case.terminate().await.expect("terminated");
 }

@@ -1,0 +1,2 @@
+ALTER TABLE purge_outbox DROP COLUMN staging;
+ALTER TABLE uploads DROP COLUMN staging;
