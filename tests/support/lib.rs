@@ -50,9 +50,9 @@ impl Wiring {
             Err(_) | Ok("") | Ok("memory") => Self::Memory,
             Ok("postgres") => Self::Postgres,
             Ok("postgres-s3") => Self::PostgresS3,
-            Ok(other) => panic!(
-                "ROUGHY_TEST_WIRING must be memory, postgres or postgres-s3, not {other:?}"
-            ),
+            Ok(other) => {
+                panic!("ROUGHY_TEST_WIRING must be memory, postgres or postgres-s3, not {other:?}")
+            }
         }
     }
 
@@ -118,7 +118,10 @@ impl TestBucket {
     /// The service's variables for this bucket under `prefix`.
     pub fn env(&self, prefix: &str) -> Vec<(String, String)> {
         [
-            ("ROUGHY_STORAGE_URL", format!("s3://{}/{prefix}", self.bucket)),
+            (
+                "ROUGHY_STORAGE_URL",
+                format!("s3://{}/{prefix}", self.bucket),
+            ),
             ("AWS_ENDPOINT", self.endpoint.clone()),
             ("AWS_ALLOW_HTTP", "true".to_owned()),
             ("AWS_REGION", "us-east-1".to_owned()),

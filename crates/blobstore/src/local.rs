@@ -165,11 +165,23 @@ impl UploadSink for LocalBlobStore {
         Ok(Staging::default())
     }
 
-    #[tracing::instrument(skip_all, fields(upload = %upload.id, offset = upload.offset))]
-    async fn append<'a>(&self, upload: &Upload, mut body: ByteStream<'a>) -> AppendOutcome {
-        let id = &upload.id;
-        let offset = upload.offset;
-        let limit = upload.remaining();
+    async fn append<'a>(&self, upload: &Upload, body: ByteStream<'a>) -> AppendOutcome {
+        self.append_at(&upload.id, upload.offset, body, upload.remaining())
+            .await
+    }
+}
+
+impl LocalBlobStore {
+    /// Streams `body` into `uploads/<id>.part` at `offset`, at most `limit` bytes (what
+    /// [`UploadSink::append`] does with the upload's offset and remaining bytes).
+    #[tracing::instrument(skip(self, body))]
+    pub async fn append_at<'a>(
+        &self,
+        id: &UploadId,
+        offset: u64,
+        mut body: ByteStream<'a>,
+        limit: u64,
+    ) -> AppendOutcome {
         let mut writer: Option<PartWriter> = None;
         let mut received: u64 = 0;
         let mut stop = None;
@@ -292,14 +304,14 @@ impl LocalBlobStore {
 // Finished objects
 // ---------------------------------------------------------------------------------------------
 
-#[async_trait]
-impl BlobStore for LocalBlobStore {
+impl LocalBlobStore {
     /// Syncs the part file, renames it to `objects/<asset>` and syncs both directories.
     /// Repeating it after success answers the object's size.
-    #[tracing::instrument(skip_all, fields(upload = %upload.id, asset = %upload.asset_id))]
-    async fn complete_upload(&self, upload: &Upload) -> Result<u64, BlobError> {
-        let part = self.part_path(&upload.id);
-        let object = self.object_path(&upload.asset_id);
+    #[tracing::instrument(skip(self))]
+    pub async fn complete_at(&self, id: &UploadId, asset: &AssetId) -> Result<u64, BlobError> {
+        let part = self.part_path(id);
+        let object = self.object_path(asset);
+
         let uploads = self.uploads.clone();
         let objects = self.objects_dir.clone();
         blocking(move || {
@@ -335,8 +347,8 @@ impl BlobStore for LocalBlobStore {
     }
 
     /// Removes the part file; a missing one is fine.
-    #[tracing::instrument(skip(self, _staging))]
-    async fn abort_upload(&self, id: &UploadId, _staging: &Staging) -> Result<(), BlobError> {
+    #[tracing::instrument(skip(self))]
+    pub async fn abort_at(&self, id: &UploadId) -> Result<(), BlobError> {
         let part = self.part_path(id);
         blocking(move || match fs::remove_file(&part) {
             Ok(()) => Ok(()),
@@ -344,6 +356,21 @@ impl BlobStore for LocalBlobStore {
             Err(e) => Err(io_failure("removing", &part, &e)),
         })
         .await
+    }
+}
+
+#[async_trait]
+impl BlobStore for LocalBlobStore {
+    /// Syncs the part file, renames it to `objects/<asset>` and syncs both directories.
+    /// Repeating it after success answers the object's size.
+    async fn complete_upload(&self, upload: &Upload) -> Result<u64, BlobError> {
+        self.complete_at(&upload.id, &upload.asset_id).await
+    }
+
+    /// Removes the part file; a missing one is fine.
+    #[tracing::instrument(skip(self, _staging))]
+    async fn abort_upload(&self, id: &UploadId, _staging: &Staging) -> Result<(), BlobError> {
+        self.abort_at(id).await
     }
 
     #[tracing::instrument(skip(self))]

@@ -41,7 +41,7 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use roughy_app::ports::{
-    AppendOutcome, AppendStop, BlobError, BlobReader, BlobStream, BlobStore, ByteStream,
+    AppendOutcome, AppendStop, BlobError, BlobReader, BlobStore, BlobStream, ByteStream,
     DownloadLinks, SignedDownload, UploadSink,
 };
 use roughy_domain::{AssetId, MediaFormat, Staging, Upload, UploadId};
@@ -137,7 +137,10 @@ fn split_url(url: &str) -> Result<(String, String, Path), ObjectStoreConfigError
         .ok_or_else(|| config_error("ROUGHY_STORAGE_URL", "expected scheme://bucket/prefix"))?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
-        return Err(config_error("ROUGHY_STORAGE_URL", "the bucket name is missing"));
+        return Err(config_error(
+            "ROUGHY_STORAGE_URL",
+            "the bucket name is missing",
+        ));
     }
     let prefix = Path::parse(prefix.trim_matches('/'))
         .map_err(|e| config_error("ROUGHY_STORAGE_URL", format!("bad prefix: {e}")))?;
@@ -145,7 +148,10 @@ fn split_url(url: &str) -> Result<(String, String, Path), ObjectStoreConfigError
 }
 
 /// One client per purpose: reads and parts, and a creating client per `Content-Type`.
-type Backends = (Arc<dyn ObjectBackend>, HashMap<MediaFormat, Arc<dyn ObjectBackend>>);
+type Backends = (
+    Arc<dyn ObjectBackend>,
+    HashMap<MediaFormat, Arc<dyn ObjectBackend>>,
+);
 
 /// Builds the store and its creating clients for `url` from `options`.
 fn build_backends(
@@ -165,9 +171,13 @@ fn build_backends(
         "s3" | "s3a" => {
             let has_keys = lookup("AWS_ACCESS_KEY_ID").is_some();
             let has_secret = lookup("AWS_SECRET_ACCESS_KEY").is_some();
-            let role = ["AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"]
-                .iter()
-                .any(|v| lookup(v).is_some());
+            let role = [
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            ]
+            .iter()
+            .any(|v| lookup(v).is_some());
             match (has_keys, has_secret) {
                 (true, false) => return Err(config_error("AWS_SECRET_ACCESS_KEY", "is required with AWS_ACCESS_KEY_ID")),
                 (false, true) => return Err(config_error("AWS_ACCESS_KEY_ID", "is required with AWS_SECRET_ACCESS_KEY")),
@@ -187,9 +197,13 @@ fn build_backends(
                     .map_err(|e| config_error(k, e))?;
                 builder = builder.with_config(key, v);
             }
-            let build = |b: AmazonS3Builder| -> Result<Arc<dyn ObjectBackend>, ObjectStoreConfigError> {
-                Ok(Arc::new(b.build().map_err(|e| config_error("ROUGHY_STORAGE_URL", e))?))
-            };
+            let build =
+                |b: AmazonS3Builder| -> Result<Arc<dyn ObjectBackend>, ObjectStoreConfigError> {
+                    Ok(Arc::new(
+                        b.build()
+                            .map_err(|e| config_error("ROUGHY_STORAGE_URL", e))?,
+                    ))
+                };
             let main = build(builder.clone())?;
             let mut creators = HashMap::new();
             for format in MediaFormat::all() {
@@ -322,7 +336,10 @@ impl ObjectBlobStore {
             ));
         }
         if settings.parts_in_flight == 0 {
-            return Err(config_error("ROUGHY_STORAGE_PARTS_IN_FLIGHT", "must be at least 1"));
+            return Err(config_error(
+                "ROUGHY_STORAGE_PARTS_IN_FLIGHT",
+                "must be at least 1",
+            ));
         }
         let (store, creators) = build_backends(&scheme, &bucket_url, &settings.options)?;
         Ok(Self {
@@ -776,7 +793,8 @@ impl Seek for RangedReader {
             SeekFrom::End(d) => self.len.checked_add_signed(d),
             SeekFrom::Current(d) => self.pos.checked_add_signed(d),
         };
-        self.pos = target.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        self.pos = target
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
         Ok(self.pos)
     }
 }

@@ -402,7 +402,10 @@ mod tests {
                 if k == "ROUGHY_STORAGE_URL" {
                     return Some(url.to_owned());
                 }
-                extra.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+                extra
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
             }
         };
         let c = Config::from_lookup(lookup(
@@ -426,7 +429,11 @@ mod tests {
 
     #[test]
     fn roles() {
-        for (raw, role) in [("all", Role::All), ("api", Role::Api), ("worker", Role::Worker)] {
+        for (raw, role) in [
+            ("all", Role::All),
+            ("api", Role::Api),
+            ("worker", Role::Worker),
+        ] {
             let c = Config::from_lookup(|k| (k == "ROUGHY_ROLE").then(|| raw.to_owned()))
                 .expect("valid role");
             assert_eq!(c.role, role);

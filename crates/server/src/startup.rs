@@ -83,34 +83,37 @@ impl Application {
                 config.data_dir.display()
             )
         })?;
-        let (sink, blobs, links): (Arc<dyn UploadSink>, Arc<dyn BlobStore>, Arc<dyn DownloadLinks>) =
-            match &config.storage {
-                StorageConfig::Local(blob_root) => {
-                    let local = Arc::new(LocalBlobStore::new(blob_root.clone()).map_err(|e| {
-                        anyhow::anyhow!("failed to open blob storage {}: {e}", blob_root.display())
-                    })?);
-                    tracing::info!(root = %blob_root.display(), "blob storage: local disk");
-                    let signing_key = match &config.signing_key {
-                        Some(key) => key.expose_secret().as_bytes().to_vec(),
-                        None => roughy_blobstore::load_or_create_key(
-                            &config.data_dir.join("signing.key"),
-                        )
-                        .context("failed to load or create the signing key in ROUGHY_DATA_DIR")?,
-                    };
-                    let links = HmacDownloadLinks::new(signing_key)
-                        .map_err(|e| anyhow::anyhow!("invalid ROUGHY_SIGNING_KEY: {e}"))?;
-                    (local.clone(), local, Arc::new(links))
-                }
-                StorageConfig::Object(settings) => {
-                    let store = Arc::new(
-                        ObjectBlobStore::new(settings)
-                            .map_err(|e| anyhow::anyhow!("invalid {}: {}", e.variable, e.reason))?,
-                    );
-                    tracing::info!(url = %settings.url, part_size = settings.part_size, parts_in_flight = settings.parts_in_flight, "blob storage: object store");
-                    let links = Arc::new(store.links());
-                    (store.clone(), store, links)
-                }
-            };
+        let (sink, blobs, links): (
+            Arc<dyn UploadSink>,
+            Arc<dyn BlobStore>,
+            Arc<dyn DownloadLinks>,
+        ) = match &config.storage {
+            StorageConfig::Local(blob_root) => {
+                let local = Arc::new(LocalBlobStore::new(blob_root.clone()).map_err(|e| {
+                    anyhow::anyhow!("failed to open blob storage {}: {e}", blob_root.display())
+                })?);
+                tracing::info!(root = %blob_root.display(), "blob storage: local disk");
+                let signing_key = match &config.signing_key {
+                    Some(key) => key.expose_secret().as_bytes().to_vec(),
+                    None => {
+                        roughy_blobstore::load_or_create_key(&config.data_dir.join("signing.key"))
+                            .context("failed to load or create the signing key in ROUGHY_DATA_DIR")?
+                    }
+                };
+                let links = HmacDownloadLinks::new(signing_key)
+                    .map_err(|e| anyhow::anyhow!("invalid ROUGHY_SIGNING_KEY: {e}"))?;
+                (local.clone(), local, Arc::new(links))
+            }
+            StorageConfig::Object(settings) => {
+                let store = Arc::new(
+                    ObjectBlobStore::new(settings)
+                        .map_err(|e| anyhow::anyhow!("invalid {}: {}", e.variable, e.reason))?,
+                );
+                tracing::info!(url = %settings.url, part_size = settings.part_size, parts_in_flight = settings.parts_in_flight, "blob storage: object store");
+                let links = Arc::new(store.links());
+                (store.clone(), store, links)
+            }
+        };
 
         let repository = Repository::open(&config).await?;
         let signal = Arc::new(NotifyJobSignal::new());

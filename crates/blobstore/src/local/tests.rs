@@ -57,7 +57,7 @@ async fn appends_in_one_chunk_and_in_several() {
     let data = pattern(1000, 1);
 
     let one = UploadId::generate();
-    let outcome = store.append(&one, 0, chunked(&data, 1000), 1000).await;
+    let outcome = store.append_at(&one, 0, chunked(&data, 1000), 1000).await;
     assert_eq!(outcome.offset, 1000);
     assert!(outcome.stop.is_none());
     assert_eq!(part_bytes(&store, &one), data);
@@ -65,12 +65,12 @@ async fn appends_in_one_chunk_and_in_several() {
     // Odd chunk sizes against a 10-byte buffer: many buffer hand-overs, split chunks.
     let several = UploadId::generate();
     let outcome = store
-        .append(&several, 0, chunked(&data[..333], 7), 1000)
+        .append_at(&several, 0, chunked(&data[..333], 7), 1000)
         .await;
     assert_eq!(outcome.offset, 333);
     assert!(outcome.stop.is_none());
     let outcome = store
-        .append(&several, 333, chunked(&data[333..], 64), 667)
+        .append_at(&several, 333, chunked(&data[333..], 64), 667)
         .await;
     assert_eq!(outcome.offset, 1000);
     assert!(outcome.stop.is_none());
@@ -84,12 +84,12 @@ async fn streams_a_large_body_through_the_default_buffers() {
     let asset = AssetId::generate();
     let data = pattern(5 * 1024 * 1024 + 123, 2);
     let outcome = store
-        .append(&id, 0, chunked(&data, 64 * 1024), data.len() as u64)
+        .append_at(&id, 0, chunked(&data, 64 * 1024), data.len() as u64)
         .await;
     assert_eq!(outcome.offset, data.len() as u64);
     assert!(outcome.stop.is_none());
     assert_eq!(
-        store.complete_upload(&id, &asset).await.unwrap(),
+        store.complete_at(&id, &asset).await.unwrap(),
         data.len() as u64
     );
     assert_eq!(read_all(&store, &asset, 0..data.len() as u64).await, data);
@@ -110,7 +110,7 @@ async fn direct_and_buffered_appends_store_the_same_bytes() {
         for len in [100_001, 4096, 333_333, 1, 262_144, 300_428] {
             let end = offset + len;
             let outcome = store
-                .append(
+                .append_at(
                     &id,
                     offset as u64,
                     chunked(&data[offset..end], 8191),
@@ -137,7 +137,7 @@ async fn a_body_failing_midway_keeps_what_arrived() {
         Err(BodyError::Interrupted("connection reset".into())),
         Ok(Bytes::from_static(b"never read")),
     ];
-    let outcome = store.append(&id, 0, body(items), 100).await;
+    let outcome = store.append_at(&id, 0, body(items), 100).await;
     assert_eq!(outcome.offset, 45);
     assert!(matches!(
         outcome.stop,
@@ -147,7 +147,7 @@ async fn a_body_failing_midway_keeps_what_arrived() {
 
     // Idle timeouts stop it the same way.
     let outcome = store
-        .append(
+        .append_at(
             &id,
             45,
             body(vec![
@@ -164,10 +164,10 @@ async fn a_body_failing_midway_keeps_what_arrived() {
     ));
 
     // The client resumes from the reported offset to an identical object.
-    let outcome = store.append(&id, 50, chunked(&data[50..], 9), 50).await;
+    let outcome = store.append_at(&id, 50, chunked(&data[50..], 9), 50).await;
     assert_eq!(outcome.offset, 100);
     let asset = AssetId::generate();
-    assert_eq!(store.complete_upload(&id, &asset).await.unwrap(), 100);
+    assert_eq!(store.complete_at(&id, &asset).await.unwrap(), 100);
     assert_eq!(read_all(&store, &asset, 0..100).await, data);
 }
 
@@ -176,7 +176,7 @@ async fn a_body_failing_before_any_byte_stores_nothing() {
     let (_dir, store) = store();
     let id = UploadId::generate();
     let outcome = store
-        .append(&id, 0, body(vec![Err(BodyError::IdleTimeout)]), 100)
+        .append_at(&id, 0, body(vec![Err(BodyError::IdleTimeout)]), 100)
         .await;
     assert_eq!(outcome.offset, 0);
     assert!(matches!(outcome.stop, Some(AppendStop::Body(_))));
@@ -187,12 +187,12 @@ async fn appending_from_a_smaller_offset_drops_stale_bytes() {
     let (_dir, store) = store();
     let id = UploadId::generate();
     let first = pattern(100, 4);
-    let outcome = store.append(&id, 0, chunked(&first, 33), 100).await;
+    let outcome = store.append_at(&id, 0, chunked(&first, 33), 100).await;
     assert_eq!(outcome.offset, 100);
 
     // The repository only recorded 40 (say the response was lost): bytes past it are stale.
     let second = pattern(10, 5);
-    let outcome = store.append(&id, 40, chunked(&second, 4), 60).await;
+    let outcome = store.append_at(&id, 40, chunked(&second, 4), 60).await;
     assert_eq!(outcome.offset, 50);
     let mut expected = first[..40].to_vec();
     expected.extend_from_slice(&second);
@@ -204,7 +204,7 @@ async fn an_offset_past_the_staged_bytes_is_a_storage_failure() {
     let (_dir, store) = store();
     let id = UploadId::generate();
     // No part file at all.
-    let outcome = store.append(&id, 10, chunked(b"abc", 3), 90).await;
+    let outcome = store.append_at(&id, 10, chunked(b"abc", 3), 90).await;
     assert_eq!(outcome.offset, 0);
     assert!(matches!(
         outcome.stop,
@@ -213,8 +213,8 @@ async fn an_offset_past_the_staged_bytes_is_a_storage_failure() {
     assert!(!store.part_path(&id).exists());
 
     // A part file shorter than the offset: never padded with zeros.
-    store.append(&id, 0, chunked(b"12345", 5), 100).await;
-    let outcome = store.append(&id, 8, chunked(b"abc", 3), 92).await;
+    store.append_at(&id, 0, chunked(b"12345", 5), 100).await;
+    let outcome = store.append_at(&id, 8, chunked(b"abc", 3), 92).await;
     assert_eq!(outcome.offset, 5);
     assert!(matches!(outcome.stop, Some(AppendStop::Storage(_))));
     assert_eq!(part_bytes(&store, &id), b"12345");
@@ -225,7 +225,9 @@ async fn more_than_the_limit_is_too_long() {
     let (_dir, store) = store();
     let store = store.with_write_buffer_size(4);
     let id = UploadId::generate();
-    let outcome = store.append(&id, 0, chunked(&pattern(12, 6), 6), 10).await;
+    let outcome = store
+        .append_at(&id, 0, chunked(&pattern(12, 6), 6), 10)
+        .await;
     assert!(matches!(outcome.stop, Some(AppendStop::TooLong)));
     // Bytes up to the limit, never past it.
     assert_eq!(outcome.offset, 10);
@@ -234,14 +236,14 @@ async fn more_than_the_limit_is_too_long() {
     // Exactly the limit is fine.
     let exact = UploadId::generate();
     let outcome = store
-        .append(&exact, 0, chunked(&pattern(10, 6), 3), 10)
+        .append_at(&exact, 0, chunked(&pattern(10, 6), 3), 10)
         .await;
     assert_eq!(outcome.offset, 10);
     assert!(outcome.stop.is_none());
 
     // Nothing allowed: refused without touching the disk.
     let none = UploadId::generate();
-    let outcome = store.append(&none, 0, chunked(b"x", 1), 0).await;
+    let outcome = store.append_at(&none, 0, chunked(b"x", 1), 0).await;
     assert!(matches!(outcome.stop, Some(AppendStop::TooLong)));
     assert_eq!(outcome.offset, 0);
     assert!(!store.part_path(&none).exists());
@@ -251,13 +253,13 @@ async fn more_than_the_limit_is_too_long() {
 async fn an_empty_body_changes_nothing() {
     let (_dir, store) = store();
     let id = UploadId::generate();
-    let outcome = store.append(&id, 0, body(vec![]), 100).await;
+    let outcome = store.append_at(&id, 0, body(vec![]), 100).await;
     assert_eq!(outcome.offset, 0);
     assert!(outcome.stop.is_none());
     assert!(!store.part_path(&id).exists());
 
     let outcome = store
-        .append(&id, 0, body(vec![Ok(Bytes::new()), Ok(Bytes::new())]), 100)
+        .append_at(&id, 0, body(vec![Ok(Bytes::new()), Ok(Bytes::new())]), 100)
         .await;
     assert_eq!(outcome.offset, 0);
     assert!(outcome.stop.is_none());
@@ -272,12 +274,9 @@ async fn complete_moves_the_part_into_place_and_ranges_read_exact_bytes() {
     let len = 3 * READ_CHUNK_SIZE + 1234;
     let data = pattern(len, 7);
     store
-        .append(&id, 0, chunked(&data, 50_000), len as u64)
+        .append_at(&id, 0, chunked(&data, 50_000), len as u64)
         .await;
-    assert_eq!(
-        store.complete_upload(&id, &asset).await.unwrap(),
-        len as u64
-    );
+    assert_eq!(store.complete_at(&id, &asset).await.unwrap(), len as u64);
     assert!(!store.part_path(&id).exists());
     assert!(store.object_path(&asset).exists());
     assert_eq!(store.object_size(&asset).await.unwrap(), len as u64);
@@ -312,10 +311,7 @@ async fn complete_moves_the_part_into_place_and_ranges_read_exact_bytes() {
     ));
 
     // Completing again (the repository failed to record it) answers the same size.
-    assert_eq!(
-        store.complete_upload(&id, &asset).await.unwrap(),
-        len as u64
-    );
+    assert_eq!(store.complete_at(&id, &asset).await.unwrap(), len as u64);
 }
 
 #[tokio::test]
@@ -323,7 +319,7 @@ async fn missing_things_are_not_found() {
     let (_dir, store) = store();
     let asset = AssetId::generate();
     assert!(matches!(
-        store.complete_upload(&UploadId::generate(), &asset).await,
+        store.complete_at(&UploadId::generate(), &asset).await,
         Err(BlobError::NotFound)
     ));
     assert!(matches!(
@@ -348,12 +344,14 @@ async fn missing_things_are_not_found() {
 async fn abort_is_idempotent() {
     let (_dir, store) = store();
     let id = UploadId::generate();
-    store.abort_upload(&id).await.unwrap();
-    store.append(&id, 0, chunked(b"some bytes", 4), 100).await;
+    store.abort_at(&id).await.unwrap();
+    store
+        .append_at(&id, 0, chunked(b"some bytes", 4), 100)
+        .await;
     assert!(store.part_path(&id).exists());
-    store.abort_upload(&id).await.unwrap();
+    store.abort_at(&id).await.unwrap();
     assert!(!store.part_path(&id).exists());
-    store.abort_upload(&id).await.unwrap();
+    store.abort_at(&id).await.unwrap();
 }
 
 #[tokio::test]
@@ -362,8 +360,10 @@ async fn delete_is_idempotent() {
     let id = UploadId::generate();
     let asset = AssetId::generate();
     store.delete_object(&asset).await.unwrap();
-    store.append(&id, 0, chunked(b"object bytes", 5), 100).await;
-    store.complete_upload(&id, &asset).await.unwrap();
+    store
+        .append_at(&id, 0, chunked(b"object bytes", 5), 100)
+        .await;
+    store.complete_at(&id, &asset).await.unwrap();
     store.delete_object(&asset).await.unwrap();
     assert!(matches!(
         store.object_size(&asset).await,
@@ -378,8 +378,8 @@ async fn a_reader_seeks_and_knows_its_length() {
     let id = UploadId::generate();
     let asset = AssetId::generate();
     let data = pattern(10_000, 8);
-    store.append(&id, 0, chunked(&data, 999), 10_000).await;
-    store.complete_upload(&id, &asset).await.unwrap();
+    store.append_at(&id, 0, chunked(&data, 999), 10_000).await;
+    store.complete_at(&id, &asset).await.unwrap();
 
     let mut reader = store.open_reader(&asset).await.unwrap();
     assert_eq!(reader.byte_len(), Some(10_000));
@@ -414,14 +414,18 @@ async fn a_store_reopens_over_existing_data() {
     let id = UploadId::generate();
     {
         let store = LocalBlobStore::new(dir.path()).unwrap();
-        store.append(&id, 0, chunked(b"first half ", 4), 100).await;
+        store
+            .append_at(&id, 0, chunked(b"first half ", 4), 100)
+            .await;
     }
     // A restarted process resumes the staged upload.
     let store = LocalBlobStore::new(dir.path()).unwrap();
-    let outcome = store.append(&id, 11, chunked(b"second half", 4), 89).await;
+    let outcome = store
+        .append_at(&id, 11, chunked(b"second half", 4), 89)
+        .await;
     assert_eq!(outcome.offset, 22);
     let asset = AssetId::generate();
-    store.complete_upload(&id, &asset).await.unwrap();
+    store.complete_at(&id, &asset).await.unwrap();
     assert_eq!(
         read_all(&store, &asset, 0..22).await,
         b"first half second half"
