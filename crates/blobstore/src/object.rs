@@ -153,6 +153,37 @@ type Backends = (
     HashMap<MediaFormat, Arc<dyn ObjectBackend>>,
 );
 
+/// The store and a creating client per format's `Content-Type`, from one builder type: each
+/// builder reads the environment, then `options` (parsed as its own configuration keys).
+macro_rules! backends {
+    ($builder:ty, $key:ty, $url:expr, $options:expr) => {{
+        let mut builder = <$builder>::from_env().with_url($url);
+        for (k, v) in $options {
+            let key: $key = k
+                .to_ascii_lowercase()
+                .parse()
+                .map_err(|e| config_error(k, e))?;
+            builder = builder.with_config(key, v);
+        }
+        let build = |b: $builder| -> Result<Arc<dyn ObjectBackend>, ObjectStoreConfigError> {
+            Ok(Arc::new(
+                b.build()
+                    .map_err(|e| config_error("ROUGHY_STORAGE_URL", e))?,
+            ))
+        };
+        let main = build(builder.clone())?;
+        let mut creators = HashMap::new();
+        for format in MediaFormat::all() {
+            let typed = builder.clone().with_config(
+                <$key>::Client(ClientConfigKey::DefaultContentType),
+                format.content_type(),
+            );
+            creators.insert(format, build(typed)?);
+        }
+        Ok((main, creators))
+    }};
+}
+
 /// Builds the store and its creating clients for `url` from `options`.
 fn build_backends(
     scheme: &str,
@@ -189,77 +220,18 @@ fn build_backends(
                 }
                 _ => {}
             }
-            let mut builder = AmazonS3Builder::from_env().with_url(bucket_url);
-            for (k, v) in options {
-                let key: AmazonS3ConfigKey = k
-                    .to_ascii_lowercase()
-                    .parse()
-                    .map_err(|e| config_error(k, e))?;
-                builder = builder.with_config(key, v);
-            }
-            let build =
-                |b: AmazonS3Builder| -> Result<Arc<dyn ObjectBackend>, ObjectStoreConfigError> {
-                    Ok(Arc::new(
-                        b.build()
-                            .map_err(|e| config_error("ROUGHY_STORAGE_URL", e))?,
-                    ))
-                };
-            let main = build(builder.clone())?;
-            let mut creators = HashMap::new();
-            for format in MediaFormat::all() {
-                let typed = builder.clone().with_config(
-                    AmazonS3ConfigKey::Client(ClientConfigKey::DefaultContentType),
-                    format.content_type(),
-                );
-                creators.insert(format, build(typed)?);
-            }
-            Ok((main, creators))
+            backends!(AmazonS3Builder, AmazonS3ConfigKey, bucket_url, options)
         }
         "gs" => {
-            let mut builder = GoogleCloudStorageBuilder::from_env().with_url(bucket_url);
-            for (k, v) in options {
-                let key: GoogleConfigKey = k
-                    .to_ascii_lowercase()
-                    .parse()
-                    .map_err(|e| config_error(k, e))?;
-                builder = builder.with_config(key, v);
-            }
-            let build = |b: GoogleCloudStorageBuilder| -> Result<Arc<dyn ObjectBackend>, ObjectStoreConfigError> {
-                Ok(Arc::new(b.build().map_err(|e| config_error("ROUGHY_STORAGE_URL", e))?))
-            };
-            let main = build(builder.clone())?;
-            let mut creators = HashMap::new();
-            for format in MediaFormat::all() {
-                let typed = builder.clone().with_config(
-                    GoogleConfigKey::Client(ClientConfigKey::DefaultContentType),
-                    format.content_type(),
-                );
-                creators.insert(format, build(typed)?);
-            }
-            Ok((main, creators))
+            backends!(
+                GoogleCloudStorageBuilder,
+                GoogleConfigKey,
+                bucket_url,
+                options
+            )
         }
         "az" | "azure" | "abfs" | "abfss" => {
-            let mut builder = MicrosoftAzureBuilder::from_env().with_url(bucket_url);
-            for (k, v) in options {
-                let key: AzureConfigKey = k
-                    .to_ascii_lowercase()
-                    .parse()
-                    .map_err(|e| config_error(k, e))?;
-                builder = builder.with_config(key, v);
-            }
-            let build = |b: MicrosoftAzureBuilder| -> Result<Arc<dyn ObjectBackend>, ObjectStoreConfigError> {
-                Ok(Arc::new(b.build().map_err(|e| config_error("ROUGHY_STORAGE_URL", e))?))
-            };
-            let main = build(builder.clone())?;
-            let mut creators = HashMap::new();
-            for format in MediaFormat::all() {
-                let typed = builder.clone().with_config(
-                    AzureConfigKey::Client(ClientConfigKey::DefaultContentType),
-                    format.content_type(),
-                );
-                creators.insert(format, build(typed)?);
-            }
-            Ok((main, creators))
+            backends!(MicrosoftAzureBuilder, AzureConfigKey, bucket_url, options)
         }
         other => Err(config_error(
             "ROUGHY_STORAGE_URL",
