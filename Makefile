@@ -5,18 +5,25 @@ ROUGHY_URL ?= http://127.0.0.1:8080
 ROUGHY_ADMIN_TOKEN ?= dev-admin-token
 export ROUGHY_ADMIN_TOKEN
 
-.PHONY: run test test-deps lint fmt openapi key bench clean
+.PHONY: run test test-suites test-deps lint fmt openapi key bench clean
 
 ## Run the service on its embedded defaults (./var, 127.0.0.1:8080).
 run:
 	$(CARGO) run --release -p roughy-server --bin roughy-server
 
 ## Run the whole test suite (installs the TUS client libraries the interop tests drive).
-## The black-box suite runs twice: on the in-memory repository and on PostgreSQL (a throwaway
-## cluster the tests start from the machine's PostgreSQL binaries).
+## One local S3 server (s3s-fs, built once into ~/.cache/roughy by scripts/s3s-fs) serves the
+## whole run. The black-box suite runs three times: on the in-memory repository, on PostgreSQL
+## (a throwaway cluster the tests start from the machine's PostgreSQL binaries), and on
+## PostgreSQL with the blobs in S3.
 test: test-deps
+	scripts/s3s-fs run -- $(MAKE) --no-print-directory test-suites
+
+## The suites `make test` runs, once an S3 server's ROUGHY_TEST_S3_* variables are set.
+test-suites:
 	$(CARGO) nextest run --workspace --no-fail-fast
 	ROUGHY_TEST_WIRING=postgres $(CARGO) nextest run -p roughy-tests --no-fail-fast
+	ROUGHY_TEST_WIRING=postgres-s3 $(CARGO) nextest run -p roughy-tests --no-fail-fast
 
 ## The real TUS clients: tus-js-client (npm) and tuspy (PyPI).
 test-deps:

@@ -1,6 +1,6 @@
 //! Contract rules: projects (CONTRACT §3).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
@@ -41,32 +41,6 @@ fn assert_project_shape(p: &Value, name: &Value) {
     for key in ["id", "name", "created_at"] {
         assert!(obj.contains_key(key), "{key} missing: {p}");
     }
-}
-
-/// Every file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
-/// Files of the blob store (objects and staged uploads) whose path mentions `id`.
-fn blob_files_of(app: &TestApp, id: &str) -> Vec<PathBuf> {
-    ["objects", "uploads"]
-        .iter()
-        .flat_map(|d| files_under(&app.blob_dir().join(d)))
-        .filter(|p| p.to_string_lossy().contains(id))
-        .collect()
 }
 
 #[tokio::test]
@@ -262,12 +236,12 @@ async fn delete_project_deletes_its_assets_and_their_bytes() {
     let download = ready["download_url"].as_str().unwrap().to_owned();
 
     assert!(
-        !blob_files_of(&app, &ready_id).is_empty(),
+        !app.blob_files_named(&ready_id).is_empty(),
         "the ready asset's object is not under objects/"
     );
     assert!(
-        !blob_files_of(&app, &partial_upload).is_empty()
-            || !blob_files_of(&app, &partial_id).is_empty(),
+        !app.blob_files_named(&partial_upload).is_empty()
+            || !app.blob_files_named(&partial_id).is_empty(),
         "the partial upload's bytes are not under uploads/"
     );
 
@@ -288,7 +262,7 @@ async fn delete_project_deletes_its_assets_and_their_bytes() {
     }
     for id in [&ready_id, &partial_id, &partial_upload] {
         assert_eq!(
-            blob_files_of(&app, id),
+            app.blob_files_named(id),
             Vec::<PathBuf>::new(),
             "bytes of {id} survived the project's deletion"
         );
@@ -309,7 +283,7 @@ async fn delete_project_deletes_its_assets_and_their_bytes() {
         .collect();
     assert_eq!(ids, vec![survivor_id.as_str()]);
     // The other project's asset and bytes are untouched.
-    assert!(!blob_files_of(&app, &survivor_id).is_empty());
+    assert!(!app.blob_files_named(&survivor_id).is_empty());
     assert_eq!(app.get_asset(&t, &survivor_id).await["state"], "ready");
     // The deleted asset's download link no longer serves bytes.
     let r = app.client.get(&download).send().await.unwrap();

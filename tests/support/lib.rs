@@ -70,6 +70,23 @@ impl Wiring {
     }
 }
 
+/// Every file under `dir`, recursively (none when it does not exist).
+pub fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
 /// The S3 server of the run (started by `scripts/s3s-fs run`), with a fresh bucket.
 #[derive(Clone, Debug)]
 pub struct TestBucket {
@@ -88,6 +105,53 @@ pub struct TestBucket {
 }
 
 impl TestBucket {
+    /// The server's files of in-progress multipart uploads to a key of this bucket that
+    /// contains `needle`: the upload's metadata, info and parts (s3s-fs keeps them in its root
+    /// as `.bucket-<b64>.object-<b64>.upload-<id>.metadata.json`, `.upload-<id>.json` and
+    /// `.upload_id-<id>.part-<n>`).
+    pub fn multipart_files(&self, needle: &str) -> Vec<PathBuf> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mine = format!(".bucket-{}.object-", b64.encode(&self.bucket));
+        let names: Vec<String> = std::fs::read_dir(&self.root)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut uploads = Vec::new();
+        let mut out = Vec::new();
+        for name in &names {
+            let Some(rest) = name.strip_prefix(&mine) else {
+                continue;
+            };
+            let (key, rest) = rest.split_once('.').unwrap_or((rest, ""));
+            let key = b64
+                .decode(key)
+                .map(|k| String::from_utf8_lossy(&k).into_owned());
+            if !key.is_ok_and(|k| k.contains(needle)) {
+                continue;
+            }
+            if let Some(id) = rest.strip_prefix("upload-").and_then(|r| r.split_once('.')) {
+                out.push(self.root.join(name));
+                uploads.push(id.0.to_owned());
+            }
+        }
+        for id in uploads {
+            let info = format!(".upload-{id}.json");
+            let part = format!(".upload_id-{id}.part-");
+            out.extend(
+                names
+                    .iter()
+                    .filter(|n| **n == info || n.starts_with(&part))
+                    .map(|n| self.root.join(n)),
+            );
+        }
+        out
+    }
+
     /// A new empty bucket in the run's S3 server.
     ///
     /// # Panics
@@ -219,6 +283,11 @@ impl TestApp {
             bucket,
             handle,
         }
+    }
+
+    /// Whether blobs live in S3 (downloads are presigned object-store URLs).
+    pub fn is_s3(&self) -> bool {
+        self.bucket.is_some()
     }
 
     /// Stops the server gracefully.
@@ -418,25 +487,32 @@ impl TestApp {
         tokio::time::sleep(Duration::from_millis(1500)).await;
     }
 
-    /// Files under the blob store (`objects/` and `uploads/`, recursively) whose file name
-    /// contains `needle` (an asset or upload id).
+    /// Stored files of the blob store whose name (or, in S3, key) contains `needle` (an asset
+    /// or upload id). On local disk: files under `objects/` and `uploads/`. In S3: the bucket's
+    /// objects, plus the server's files of in-progress multipart uploads to such a key (their
+    /// parts and metadata), so staged parts count as stored bytes.
     pub fn blob_files_named(&self, needle: &str) -> Vec<PathBuf> {
-        fn walk(dir: &std::path::Path, needle: &str, out: &mut Vec<PathBuf>) {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                return;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    walk(&path, needle, out);
-                } else if entry.file_name().to_string_lossy().contains(needle) {
-                    out.push(path);
+        let mut out = Vec::new();
+        match &self.bucket {
+            None => {
+                for sub in ["objects", "uploads"] {
+                    out.extend(
+                        files_under(&self.blob_dir().join(sub))
+                            .into_iter()
+                            .filter(|p| {
+                                p.file_name()
+                                    .is_some_and(|n| n.to_string_lossy().contains(needle))
+                            }),
+                    );
                 }
             }
-        }
-        let mut out = Vec::new();
-        for sub in ["objects", "uploads"] {
-            walk(&self.blob_dir().join(sub), needle, &mut out);
+            Some(bucket) => {
+                out.extend(files_under(&bucket.dir).into_iter().filter(|p| {
+                    p.strip_prefix(&bucket.dir)
+                        .is_ok_and(|r| r.to_string_lossy().contains(needle))
+                }));
+                out.extend(bucket.multipart_files(needle));
+            }
         }
         out
     }
@@ -522,6 +598,23 @@ pub fn parse_imf_fixdate(s: &str) -> time::OffsetDateTime {
 }
 
 /// The error code of a JSON error response.
+/// How a refused download answered: the status and the error code. Our `/v1/downloads`
+/// route answers the error envelope; a presigned object-store URL answers S3's XML error,
+/// whose `<Code>` is taken.
+pub async fn download_refusal(r: Response) -> (StatusCode, String) {
+    let status = r.status();
+    let body = r.text().await.unwrap_or_default();
+    let code = match serde_json::from_str::<Value>(&body) {
+        Ok(v) => v["error"]["code"].as_str().map(str::to_owned),
+        Err(_) => body
+            .split_once("<Code>")
+            .and_then(|(_, rest)| rest.split_once("</Code>"))
+            .map(|(code, _)| code.to_owned()),
+    };
+    (status, code.unwrap_or_else(|| "<none>".to_owned()))
+}
+
+/// The error code of an error response.
 pub async fn error_code(r: Response) -> (StatusCode, String) {
     let status = r.status();
     let body: Value = r.json().await.unwrap_or(Value::Null);

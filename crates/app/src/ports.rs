@@ -486,6 +486,10 @@ pub trait BlobStore: Send + Sync {
         -> Result<BlobStream, BlobError>;
     /// A blocking reader over the object (use it off the async workers).
     async fn open_reader(&self, asset: &AssetId) -> Result<Box<dyn BlobReader>, BlobError>;
+    /// Makes the object carry `format`'s `Content-Type` after probing refined the sniffed
+    /// format (MKV without video → MKA), for stores whose downloads serve the object's own
+    /// metadata. Idempotent; `NotFound` when the object is absent.
+    async fn retype(&self, asset: &AssetId, format: MediaFormat) -> Result<(), BlobError>;
     /// Deletes the object. Idempotent.
     async fn delete_object(&self, asset: &AssetId) -> Result<(), BlobError>;
     /// Whether the store answers.

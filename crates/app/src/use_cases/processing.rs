@@ -44,6 +44,21 @@ impl Ingest {
             })),
             Err(e) => Err(ProbeError::Transient(e.to_string())),
         };
+        // A refined format is written onto the object before it is settled, so a download
+        // link never serves the sniffed one.
+        let probed = match probed {
+            Ok(info) if info.format != sniffed => {
+                match self.ports.blobs.retype(&asset_id, info.format).await {
+                    Ok(()) => Ok(info),
+                    Err(BlobError::NotFound) => Err(ProbeError::Media(AssetFailure {
+                        code: "media_unreadable".into(),
+                        message: "the stored bytes are missing".into(),
+                    })),
+                    Err(e) => Err(ProbeError::Transient(e.to_string())),
+                }
+            }
+            other => other,
+        };
         let outcome = match probed {
             Ok(info) => JobOutcome::Measured {
                 duration: info.duration,

@@ -247,15 +247,49 @@ async fn matroska_without_video_is_settled_with_the_refined_audio_format() {
             format: MediaFormat::Mka,
         })
     });
-    expect_completion(
-        &mut h,
-        &job,
-        JobOutcome::Measured {
-            duration,
-            format: Some(MediaFormat::Mka),
-        },
-        AssetState::PendingPayment,
-    );
+    // The object is given the refined Content-Type before the asset is settled.
+    let mut seq = mockall::Sequence::new();
+    let asset = job.asset.id.clone();
+    h.blobs
+        .expect_retype()
+        .withf(move |id, format| *id == asset && *format == MediaFormat::Mka)
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| Ok(()));
+    h.jobs
+        .expect_complete_job()
+        .withf(move |_, outcome, _| {
+            *outcome
+                == JobOutcome::Measured {
+                    duration,
+                    format: Some(MediaFormat::Mka),
+                }
+        })
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _, _| Ok(Some(AssetState::PendingPayment)));
+
+    assert!(h.build().process_next_job().await.expect("ran"));
+}
+
+#[tokio::test]
+async fn a_refined_format_that_cannot_be_written_onto_the_object_is_retried_unsettled() {
+    let mut h = Harness::new();
+    let job = job(Some(MediaFormat::Mkv));
+    expect_claim(&mut h, &job);
+    expect_object(&mut h, &job);
+    expect_probe(&mut h, MediaFormat::Mkv, || {
+        Ok(MediaInfo {
+            duration: DurationMs::from_millis(1_000),
+            format: MediaFormat::Mka,
+        })
+    });
+    h.blobs
+        .expect_retype()
+        .times(1)
+        .returning(|_, _| Err(BlobError::Unavailable("bucket down".into())));
+    h.jobs.expect_complete_job().never();
+    h.jobs.expect_release_job().times(1).returning(|_, _| Ok(()));
 
     assert!(h.build().process_next_job().await.expect("ran"));
 }
