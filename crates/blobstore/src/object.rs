@@ -624,10 +624,17 @@ impl BlobStore for ObjectBlobStore {
             // Another worker may have completed it meanwhile.
             return match self.store.head(&path).await {
                 Ok(meta) => Ok(meta.size),
-                Err(object_store::Error::NotFound { .. }) => {
-                    tracing::warn!(error = %e, "completing the multipart upload failed");
-                    Err(store_error(e))
-                }
+                Err(object_store::Error::NotFound { .. }) => match e {
+                    // The multipart upload is gone (completed, then the object deleted; or
+                    // aborted) — S3 answers 404 NoSuchUpload, some stores 403 — and there is
+                    // no object: nothing can be completed, ever.
+                    object_store::Error::NotFound { .. }
+                    | object_store::Error::PermissionDenied { .. } => Err(BlobError::NotFound),
+                    e => {
+                        tracing::warn!(error = %e, "completing the multipart upload failed");
+                        Err(store_error(e))
+                    }
+                },
                 Err(head) => Err(store_error(head)),
             };
         }
