@@ -26,13 +26,16 @@ use roughy_domain::{
 /// (S3's own minimum is 5 MiB), so the boundary classes stay a few MiB.
 const PART: usize = 6 * 1024 * 1024;
 
+/// Lists the storage files an upload has staged.
+type StagedFiles = Box<dyn Fn(&Upload) -> Vec<std::path::PathBuf>>;
+
 /// An adapter under test: its sink and store (one object), and what keeps its storage alive.
 struct Sink {
     sink: Arc<dyn UploadSink>,
     blobs: Arc<dyn BlobStore>,
     /// Files of storage that an abort must leave empty of this upload: the local part file's
     /// directory, or the S3 bucket's directory and the server's multipart files.
-    staged: Box<dyn Fn(&Upload) -> Vec<std::path::PathBuf>>,
+    staged: StagedFiles,
     _keep: Box<dyn std::any::Any>,
 }
 
