@@ -731,3 +731,55 @@ async fn an_idle_patch_body_is_cut_after_the_idle_timeout_and_keeps_what_arrived
     let settled = app.settled(&t, asset["id"].as_str().unwrap()).await;
     assert_eq!(settled["state"], "ready", "{settled}");
 }
+
+/// The wedge of issue #8: all bytes stored, the finalising commit fails (here: a trigger
+/// makes the job insert fail, as a pool timeout or lost connection would). The upload keeps
+/// its previous offset, and once the database is healthy the client's resend at HEAD's offset
+/// completes it, byte-identical. Needs a database that can fail: on the memory wiring it
+/// runs on PostgreSQL with local blobs; on the others, on their own blobs (disk or S3).
+#[tokio::test]
+async fn a_failed_finalising_commit_is_completed_by_the_clients_resend() {
+    let wiring = match roughy_tests::Wiring::from_env() {
+        roughy_tests::Wiring::Memory => roughy_tests::Wiring::Postgres,
+        other => other,
+    };
+    let app = TestApp::spawn_wired(wiring, |_| {}).await;
+    let db = app.database_url.clone().expect("a PostgreSQL wiring");
+    let (t, asset_id, url, bytes) = fresh_upload(&app, 2_000).await;
+    let half = bytes.len() / 2;
+    app.upload_all(&t, &url, &bytes[..half], half).await;
+
+    roughy_postgres::testing::execute_sql(
+        &db,
+        "CREATE FUNCTION refuse_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'injected fault: the job insert fails'; END $$;
+         CREATE TRIGGER refuse_jobs BEFORE INSERT ON jobs
+         FOR EACH ROW EXECUTE FUNCTION refuse_jobs();",
+    )
+    .await;
+    for _ in 0..2 {
+        let r = app
+            .patch(&t, &url, half as u64, bytes[half..].to_vec())
+            .await;
+        assert!(r.status().is_server_error(), "{}", r.status());
+        let r = app.head(&t, &url).await;
+        assert_eq!(header_str(&r, "upload-offset"), half.to_string());
+    }
+    let pending = app.get_asset(&t, &asset_id).await;
+    assert_eq!(pending["state"], "pending_upload", "{pending}");
+
+    roughy_postgres::testing::execute_sql(&db, "DROP TRIGGER refuse_jobs ON jobs;").await;
+    let r = app
+        .patch(&t, &url, half as u64, bytes[half..].to_vec())
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(header_str(&r, "upload-offset"), bytes.len().to_string());
+    assert!(download(&app, &t, &asset_id).await == bytes);
+    let charges = app
+        .ledger(&t)
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "asset_charge" && e["asset_id"] == asset_id.as_str())
+        .count();
+    assert_eq!(charges, 1, "charged once");
+}

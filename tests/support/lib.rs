@@ -210,6 +210,8 @@ pub struct TestApp {
     pub data_dir: tempfile::TempDir,
     /// The bucket, when blobs live in S3.
     pub bucket: Option<TestBucket>,
+    /// The server's database, when it runs on PostgreSQL.
+    pub database_url: Option<String>,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -230,9 +232,13 @@ impl TestApp {
 
     /// Starts a server after `tweak` adjusted the configuration.
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_wired(Wiring::from_env(), tweak).await
+    }
+
+    /// Starts a server on `wiring` (not the run's) after `tweak` adjusted the configuration.
+    pub async fn spawn_wired(wiring: Wiring, tweak: impl FnOnce(&mut Config)) -> Self {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let dir = data_dir.path().to_string_lossy().into_owned();
-        let wiring = Wiring::from_env();
         let database_url = match wiring {
             Wiring::Memory => None,
             Wiring::Postgres | Wiring::PostgresS3 => {
@@ -281,6 +287,7 @@ impl TestApp {
             clock,
             data_dir,
             bucket,
+            database_url,
             handle,
         }
     }

@@ -71,3 +71,18 @@ pub async fn fresh_database_url() -> String {
     }
     cluster.url_for(&name)
 }
+
+/// Runs `sql` (one or more statements) on the database at `url`: fault injection for tests
+/// (e.g. a trigger that fails a commit once).
+///
+/// # Panics
+/// When the database cannot be reached or a statement fails.
+pub async fn execute_sql(url: &str, sql: &str) {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    let mut conn = AsyncPgConnection::establish(url)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+    conn.batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("run {sql:?}: {e}"));
+}
