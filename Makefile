@@ -52,7 +52,7 @@ key:
 ## bench/RESULTS.md (about 5 minutes; BENCH_ARGS=--help for the options).
 bench:
 	$(CARGO) build --release -p roughy-server
-	$(CARGO) run --release -p roughy-bench -- $(BENCH_ARGS)
+	scripts/s3s-fs run -- $(CARGO) run --release -p roughy-bench -- $(BENCH_ARGS)
 
 clean:
 	$(CARGO) clean

@@ -12,7 +12,11 @@
 //! 3. a freshly started service ([`service`]): one big PATCH (its peak RSS sampled), the big
 //!    size as 16 MiB PATCHes, one huge PATCH, N concurrent uploads;
 //! 4. the client's rate of create + 1 MiB PATCH against the sink, the filesystem steps of a
-//!    durable small upload done directly, then the small uploads against the service.
+//!    durable small upload done directly, then the small uploads against the service;
+//! 5. with an S3 server (`scripts/s3s-fs run`, [`s3`]): the same `object_store` client
+//!    uploading the big size in the service's part size straight to it (that server's limit),
+//!    then a freshly started service with its blobs there: one big PATCH (its peak RSS
+//!    sampled) and the big size as 16 MiB PATCHes.
 //!
 //! Every upload counts only once its asset is `ready` (the WAV was valid media) and its
 //! stored object has the size and SHA-256 that was sent. Each asset is then deleted, so the
@@ -23,6 +27,7 @@
 pub mod api;
 pub mod disk;
 mod report;
+pub mod s3;
 pub mod service;
 pub mod sink;
 pub mod wav;
@@ -37,6 +42,7 @@ use tokio::task::JoinSet;
 use crate::api::{Api, Created};
 use crate::disk::WriteMode;
 use crate::report::{Figures, Report};
+use crate::s3::S3Env;
 use crate::service::{proc_status_bytes, CpuMeter, RssSampler, ServerMode, Service, ADMIN_TOKEN};
 use crate::sink::Sink;
 use crate::wav::Wav;
@@ -98,20 +104,36 @@ pub enum Scenario {
     Concurrent,
     /// Small uploads, and the client's rate against the sink.
     Small,
+    /// The service with its blobs in S3, beside the direct `put_part` limit: one big PATCH
+    /// (and the server's peak RSS), the big size in 16 MiB PATCHes. Needs the
+    /// `ROUGHY_TEST_S3_*` variables of `scripts/s3s-fs run`; on by default when they are set.
+    S3,
 }
 
 impl Scenario {
     /// Every scenario, in the order of a round.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Limits,
         Self::One,
         Self::Chunked,
         Self::Huge,
         Self::Concurrent,
         Self::Small,
+        Self::S3,
     ];
 
-    /// The scenario named `name` (`limits`, `one`, `chunked`, `huge`, `concurrent`, `small`).
+    /// The scenarios run by default: all, [`Scenario::S3`] only when an S3 server's
+    /// variables are set ([`S3Env::present`]).
+    pub fn defaults() -> Vec<Self> {
+        let s3 = S3Env::present();
+        Self::ALL
+            .into_iter()
+            .filter(|s| *s != Self::S3 || s3)
+            .collect()
+    }
+
+    /// The scenario named `name` (`limits`, `one`, `chunked`, `huge`, `concurrent`, `small`,
+    /// `s3`).
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.name() == name)
     }
@@ -125,6 +147,7 @@ impl Scenario {
             Self::Huge => "huge",
             Self::Concurrent => "concurrent",
             Self::Small => "small",
+            Self::S3 => "s3",
         }
     }
 }
@@ -154,7 +177,7 @@ impl Options {
             out: Some(workspace_root().join("bench").join("RESULTS.md")),
             data_parent: None,
             smoke: false,
-            scenarios: Scenario::ALL.to_vec(),
+            scenarios: Scenario::defaults(),
             keep_data: false,
         }
     }
@@ -179,7 +202,7 @@ impl Options {
             out: None,
             data_parent: None,
             smoke: true,
-            scenarios: Scenario::ALL.to_vec(),
+            scenarios: Scenario::defaults(),
             keep_data: false,
         }
     }
@@ -283,6 +306,9 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         .await;
         service.stop().await?;
         measured?;
+        if let Some(s3) = &bench.s3 {
+            bench.s3_round(s3, round, &mut figures).await?;
+        }
     }
     drop(sink);
 
@@ -315,6 +341,15 @@ struct Bench {
     concurrent: Wav,
     /// SHA-256 by size: every content of a size is the same.
     hashes: BTreeMap<u64, [u8; 32]>,
+    /// The S3 server, when [`Scenario::S3`] is run.
+    s3: Option<S3Bench>,
+}
+
+/// The S3 server of the S3 rows and the direct client to it.
+#[derive(Debug)]
+struct S3Bench {
+    env: S3Env,
+    store: std::sync::Arc<object_store::aws::AmazonS3>,
 }
 
 impl Bench {
@@ -339,6 +374,15 @@ impl Bench {
             .context("building the HTTP client")?;
         std::fs::create_dir_all(data_dir.join("blobs").join("uploads"))
             .context("creating the upload directory")?;
+        // Asked for without an S3 server: an error, never a silent skip.
+        let s3 = if options.runs_scenario(Scenario::S3) {
+            let env = S3Env::from_env()?;
+            env.create_bucket()?;
+            let store = env.store()?;
+            Some(S3Bench { env, store })
+        } else {
+            None
+        };
         Ok(Self {
             options: options.clone(),
             data_dir: data_dir.to_path_buf(),
@@ -348,6 +392,7 @@ impl Bench {
             small,
             concurrent,
             hashes,
+            s3,
         })
     }
 
@@ -509,12 +554,119 @@ impl Bench {
 
     /// Waits for the asset to be processed, verifies its bytes, and deletes it.
     async fn settle(&self, api: &Api, created: &Created, wav: &Wav) -> anyhow::Result<()> {
+        self.settle_in(api, created, wav, &self.objects_dir()).await
+    }
+
+    /// [`Bench::settle`] for a service whose finished objects are files in `objects_dir`
+    /// (else downloaded through the asset's `download_url`).
+    async fn settle_in(
+        &self,
+        api: &Api,
+        created: &Created,
+        wav: &Wav,
+        objects_dir: &Path,
+    ) -> anyhow::Result<()> {
         let asset = api
             .ready(&created.asset_id, Self::ready_timeout(wav.size()))
             .await?;
-        api.verify(&asset, &self.objects_dir(), wav, self.hash(wav)?)
+        api.verify(&asset, objects_dir, wav, self.hash(wav)?)
             .await?;
         api.delete_asset(&created.asset_id).await
+    }
+
+    /// The S3 rows of one round: the direct `put_part` limit, then a fresh service with its
+    /// blobs in the same bucket.
+    async fn s3_round(
+        &self,
+        s3: &S3Bench,
+        round: usize,
+        figures: &mut Figures,
+    ) -> anyhow::Result<()> {
+        let big = report::size(self.big.size());
+        let parts = report::size(s3::PART_SIZE as u64);
+        let direct = s3::put_parts_directly(
+            &s3.store,
+            &format!("direct/round-{round}"),
+            &self.big,
+            s3::PART_SIZE,
+            s3::PARTS_IN_FLIGHT,
+        )
+        .await
+        .context("the direct put_part upload to S3")?;
+        let rate = mb_per_s(self.big.size(), direct.parts);
+        figures.s3_direct.push(rate);
+        figures.note(format!(
+            "  S3: object_store put_part of {big} in {parts} parts, {} in flight, straight to \
+             the server: {rate:.0} MB/s (complete_multipart after it: {:.2} s)",
+            s3::PARTS_IN_FLIGHT,
+            direct.complete.as_secs_f64()
+        ));
+
+        let service =
+            Service::start_with(&self.options.server, &self.data_dir, &s3.env.service_env())
+                .await
+                .context("starting the service on S3")?;
+        let mut service = service;
+        let measured = match self.s3_service_round(s3, &service, figures).await {
+            // A server that died mid-round: say so, with its log.
+            Err(e) => Err(e.context(service.exit_report())),
+            ok => ok,
+        };
+        service.stop().await?;
+        measured
+    }
+
+    async fn s3_service_round(
+        &self,
+        s3: &S3Bench,
+        service: &Service,
+        figures: &mut Figures,
+    ) -> anyhow::Result<()> {
+        let api = Api::provision(self.client.clone(), service.base(), ADMIN_TOKEN).await?;
+        let big = report::size(self.big.size());
+        // The smoke run downloads through the presigned `download_url` (no such directory),
+        // so that path is exercised too; the full run reads the bucket's files (cheaper).
+        let objects_dir = if self.options.smoke {
+            self.data_dir.join("no-objects-dir: download")
+        } else {
+            s3.env.objects_dir()
+        };
+        // As in `service_round`: the fresh process's first requests are not measured.
+        let (_, created) = self.upload(&api, &self.small, self.small.size()).await?;
+        self.settle_in(&api, &created, &self.small, &objects_dir)
+            .await?;
+
+        let sampler = RssSampler::start(service.pid());
+        let cpu = CpuMeter::start(service.pid());
+        let (took, created) = self.upload(&api, &self.big, self.big.size()).await?;
+        let cpu = cpu.stop();
+        let sampled = sampler.stop();
+        let hwm = proc_status_bytes(service.pid(), "VmHWM").unwrap_or(0);
+        self.settle_in(&api, &created, &self.big, &objects_dir)
+            .await?;
+        let rate = mb_per_s(self.big.size(), took);
+        figures.s3_one.push(rate);
+        figures.s3_rss_hwm.push(hwm as f64);
+        figures.s3_rss_sampled.push(sampled as f64);
+        figures.rss_is_server = service.is_child();
+        figures.note(format!(
+            "  S3: one {big} PATCH: {rate:.0} MB/s ({cpu}); server VmHWM {}, sampled VmRSS peak {}",
+            report::size(hwm),
+            report::size(sampled)
+        ));
+
+        let cpu = CpuMeter::start(service.pid());
+        let (took, created) = self.upload(&api, &self.big, self.options.patch).await?;
+        let cpu = cpu.stop();
+        self.settle_in(&api, &created, &self.big, &objects_dir)
+            .await?;
+        let rate = mb_per_s(self.big.size(), took);
+        figures.s3_chunked.push(rate);
+        figures.note(format!(
+            "  S3: {big} as {} PATCHes: {rate:.0} MB/s ({cpu})",
+            report::size(self.options.patch)
+        ));
+        Ok(())
     }
 
     /// N uploads at once, each one PATCH on its own connection; the aggregate MB/s.

@@ -3,14 +3,16 @@
 //! ```text
 //! roughy-bench [--smoke] [--runs N] [--server PATH | --in-process] [--out PATH | --no-out]
 //!              [--data-parent DIR] [--keep-data] [--no-warm-up]
-//!              [--only limits,one,chunked,huge,concurrent,small]
+//!              [--only limits,one,chunked,huge,concurrent,small,s3] [--s3 | --no-s3]
 //! ```
 //!
 //! - default: the full benchmark against the release `roughy-server`, results to
 //!   `bench/RESULTS.md`;
 //! - `--smoke`: every scenario once with tiny sizes against an in-process service, nothing
 //!   written; exits 0 iff every upload was stored exactly as sent;
-//! - `--only`: some scenarios (figures not measured show as NaN); for profiling.
+//! - `--only`: some scenarios (figures not measured show as NaN); for profiling;
+//! - `--s3` / `--no-s3`: the S3 rows, which run by default when `ROUGHY_TEST_S3_ENDPOINT` is
+//!   set (under `scripts/s3s-fs run`); asked for without it, the run fails.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,9 +23,9 @@ use roughy_bench::{find_server_binary, run, Options, Scenario};
 
 const USAGE: &str = "usage: roughy-bench [--smoke] [--runs N] [--server PATH | --in-process] \
                      [--out PATH | --no-out] [--data-parent DIR] [--keep-data] \
-                     [--no-warm-up] [--only SCENARIO,...]";
+                     [--no-warm-up] [--only SCENARIO,...] [--s3 | --no-s3]";
 
-const SCENARIOS: &str = "limits, one, chunked, huge, concurrent, small";
+const SCENARIOS: &str = "limits, one, chunked, huge, concurrent, small, s3";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -63,6 +65,7 @@ fn parse(args: Vec<String>) -> anyhow::Result<Option<Options>> {
     let mut only = None;
     let mut keep_data = false;
     let mut no_warm_up = false;
+    let mut s3 = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
@@ -83,6 +86,8 @@ fn parse(args: Vec<String>) -> anyhow::Result<Option<Options>> {
             "--data-parent" => data_parent = Some(PathBuf::from(value()?)),
             "--keep-data" => keep_data = true,
             "--no-warm-up" => no_warm_up = true,
+            "--s3" => s3 = Some(true),
+            "--no-s3" => s3 = Some(false),
             "--only" => {
                 let list = value()?;
                 let parsed: Option<Vec<Scenario>> = list.split(',').map(Scenario::parse).collect();
@@ -122,6 +127,13 @@ fn parse(args: Vec<String>) -> anyhow::Result<Option<Options>> {
     }
     if let Some(only) = only {
         options.scenarios = only;
+    }
+    match s3 {
+        Some(true) if !options.runs_scenario(Scenario::S3) => {
+            options.scenarios.push(Scenario::S3);
+        }
+        Some(false) => options.scenarios.retain(|s| *s != Scenario::S3),
+        _ => {}
     }
     Ok(Some(options))
 }

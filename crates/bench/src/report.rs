@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::disk::WriteMode;
 use crate::service::ServerMode;
-use crate::{Options, SmallRun};
+use crate::{s3, Options, Scenario, SmallRun};
 
 /// The memory bound of issue #5: peak RSS during the big PATCH.
 const RSS_LIMIT: u64 = 64 * 1024 * 1024;
@@ -81,6 +81,16 @@ pub struct Figures {
     pub(crate) rss_is_server: bool,
     /// The filesystem steps of durable small uploads, done directly, per second.
     pub(crate) small_floor: Samples,
+    /// The same `object_store` client's `put_part`s of the big size straight to S3, MB/s.
+    pub(crate) s3_direct: Samples,
+    /// The service on S3: one big PATCH, MB/s.
+    pub(crate) s3_one: Samples,
+    /// The service on S3: the big size in PATCHes of [`Options::patch`], MB/s.
+    pub(crate) s3_chunked: Samples,
+    /// The service on S3: VmHWM after the big PATCH, bytes.
+    pub(crate) s3_rss_hwm: Samples,
+    /// The service on S3: the largest VmRSS sampled during the big PATCH, bytes.
+    pub(crate) s3_rss_sampled: Samples,
     /// What each round measured, with CPU times: printed as it happens, kept for the report.
     pub(crate) log: Vec<String>,
 }
@@ -348,7 +358,89 @@ fn rows(options: &Options, f: &Figures) -> Vec<Row> {
             .collect::<Vec<_>>()
             .join(", "),
     });
+    if options.runs_scenario(Scenario::S3) {
+        rows.extend(s3_rows(options, f));
+    }
     rows
+}
+
+/// The memory bound of the S3 rows: the local bound plus the parts a PATCH may hold.
+fn s3_rss_limit() -> u64 {
+    RSS_LIMIT + (s3::PART_SIZE * s3::PARTS_IN_FLIGHT) as u64
+}
+
+/// The S3 rows: the service on s3s-fs against the direct `put_part` limit of the same run.
+fn s3_rows(options: &Options, f: &Figures) -> Vec<Row> {
+    let big = size(options.big);
+    let judged = !options.smoke;
+    let direct = f.s3_direct.median();
+    let limit_text = format!("D = {direct:.0} MB/s");
+    let throughput = |figure: String, s: &Samples, target: f64| {
+        let ratio = s.median() / direct;
+        Row {
+            figure,
+            value: format!("{:.0} MB/s", s.median()),
+            limit: limit_text.clone(),
+            ratio: Some(ratio),
+            target: format!("≥ {target:.2}"),
+            met: judged.then_some(ratio >= target),
+            runs: s.list(0),
+        }
+    };
+    let rss_limit = s3_rss_limit();
+    let hwm = f.s3_rss_hwm.median();
+    let whose = if f.rss_is_server {
+        "server"
+    } else {
+        "in-process: this process's"
+    };
+    vec![
+        Row {
+            figure: format!(
+                "S3 limit D: the same object_store client put_part-ing {big} straight to s3s-fs \
+                 ({} parts, {} in flight)",
+                size(s3::PART_SIZE as u64),
+                s3::PARTS_IN_FLIGHT
+            ),
+            value: format!("{direct:.0} MB/s"),
+            limit: String::new(),
+            ratio: None,
+            target: String::new(),
+            met: None,
+            runs: f.s3_direct.list(0),
+        },
+        throughput(format!("S3: one {big} PATCH"), &f.s3_one, 0.8),
+        throughput(
+            format!(
+                "S3: {big} as {} PATCHes of {}",
+                options.big.div_ceil(options.patch),
+                size(options.patch)
+            ),
+            &f.s3_chunked,
+            0.7,
+        ),
+        Row {
+            figure: format!(
+                "S3: peak RSS ({whose} VmHWM) during the {big} PATCH; sampled VmRSS peak {}; \
+                 limit 64 MiB + {} parts × {} in flight",
+                size(f.s3_rss_sampled.median() as u64),
+                size(s3::PART_SIZE as u64),
+                s3::PARTS_IN_FLIGHT
+            ),
+            value: size(hwm as u64),
+            limit: size(rss_limit),
+            ratio: Some(hwm / rss_limit as f64),
+            target: "≤ 1.00".to_owned(),
+            met: (judged && f.rss_is_server).then_some(hwm <= rss_limit as f64),
+            runs: f
+                .s3_rss_hwm
+                .0
+                .iter()
+                .map(|b| size(*b as u64))
+                .collect::<Vec<_>>()
+                .join(", "),
+        },
+    ]
 }
 
 fn table(rows: &[Row]) -> String {
@@ -398,6 +490,18 @@ fn markdown(
         md,
         "- **service**: {server}, embedded defaults, temporary `ROUGHY_DATA_DIR`"
     );
+    if options.runs_scenario(Scenario::S3) {
+        let _ = writeln!(
+            md,
+            "- **S3 rows**: the same service with `ROUGHY_STORAGE_URL=s3://{}/{}` on a local \
+             s3s-fs (`scripts/s3s-fs run`, same disk), part size {}, {} parts in flight (its \
+             defaults)",
+            s3::BUCKET,
+            s3::PREFIX,
+            size(s3::PART_SIZE as u64),
+            s3::PARTS_IN_FLIGHT
+        );
+    }
     let _ = writeln!(
         md,
         "- **load average** (1, 5, 15 min): {load_before} before, {load_after} after"
@@ -436,6 +540,9 @@ fn markdown(
         f.sink_small.p99_ms.list(2)
     );
     md.push_str(METHOD);
+    if options.runs_scenario(Scenario::S3) {
+        md.push_str(S3_METHOD);
+    }
     md.push_str("\n## Rounds\n\nThe run's log: every measurement, with the CPU seconds the server and the client \
                  (this benchmark) spent against the wall time.\n\n```text\n");
     for line in &f.log {
@@ -474,6 +581,19 @@ const METHOD: &str = "
   the host each and run at a few hundred MB/s, while rewrites of freed pages run at GB/s. The
   buffered limit is measured at its best (each write reuses the pages the previous one freed,
   after a warm-up); the service writes with `O_DIRECT` and does not depend on it.
+";
+
+const S3_METHOD: &str = "- **S3 rows** (`scripts/s3s-fs run`, on by default when its
+  `ROUGHY_TEST_S3_*` variables are set): each round first measures the limit **D**: the same
+  `object_store` S3 client the service uses, configured alike, uploads the same 1 GiB straight
+  to s3s-fs as a multipart upload of the service's part size, as many parts in flight as the
+  service allows, each part a zero-copy list of the content's chunks; D = bytes / (create +
+  all `put_part`s), which is what a PATCH's time covers (`complete_multipart` follows, timed
+  apart in the log: the service completes it while processing). Then a fresh service process
+  with its blobs in the same bucket takes one 1 GiB PATCH (peak RSS sampled; bound 64 MiB +
+  part size × parts in flight) and 1 GiB as 16 MiB PATCHes. Each asset must become `ready`
+  and its object (the bucket's file under `<prefix>/objects/`) must have the size and SHA-256
+  sent; the smoke run downloads it through its presigned `download_url` instead.
 ";
 
 /// The machine's description: CPU, cores, memory, kernel, disk, toolchain, date.

@@ -61,6 +61,18 @@ impl Service {
     /// # Errors
     /// When it cannot be started or does not become ready.
     pub async fn start(mode: &ServerMode, data_dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with(mode, data_dir, &[]).await
+    }
+
+    /// [`Service::start`] with these variables set too (the S3 rows' storage settings).
+    ///
+    /// # Errors
+    /// When it cannot be started or does not become ready.
+    pub async fn start_with(
+        mode: &ServerMode,
+        data_dir: &Path,
+        env: &[(String, String)],
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").context("binding a free port")?;
         let addr = listener.local_addr().context("reading the free port")?;
         let base = format!("http://{addr}");
@@ -85,6 +97,7 @@ impl Service {
                     }
                 }
                 let child = command
+                    .envs(env.iter().map(|(k, v)| (k, v)))
                     .env("ROUGHY_DATA_DIR", data_dir)
                     .env("ROUGHY_BIND", addr.to_string())
                     .env("ROUGHY_ADMIN_TOKEN", ADMIN_TOKEN)
@@ -109,7 +122,10 @@ impl Service {
                 let config = roughy_server::Config::from_lookup(|k| match k {
                     "ROUGHY_DATA_DIR" => Some(dir.clone()),
                     "ROUGHY_ADMIN_TOKEN" => Some(ADMIN_TOKEN.to_owned()),
-                    _ => None,
+                    _ => env
+                        .iter()
+                        .find(|(name, _)| name == k)
+                        .map(|(_, v)| v.clone()),
                 })?;
                 let overrides = roughy_server::Overrides {
                     listener: Some(listener),
@@ -146,6 +162,22 @@ impl Service {
     /// Whether the service has a process of its own (so its memory is its own).
     pub fn is_child(&self) -> bool {
         matches!(self.running, Running::Child { .. })
+    }
+
+    /// For an error message: whether the child has exited (with its status) and the end of
+    /// its log; empty in-process.
+    pub fn exit_report(&mut self) -> String {
+        match &mut self.running {
+            Running::Child { child, log } => {
+                let status = match child.try_wait() {
+                    Ok(Some(status)) => format!("the server has exited ({status})"),
+                    Ok(None) => "the server is still running".to_owned(),
+                    Err(e) => format!("the server's state is unknown: {e}"),
+                };
+                format!("{status}\n{}", log_tail(log))
+            }
+            Running::InProcess { .. } => String::new(),
+        }
     }
 
     async fn wait_ready(&mut self) -> anyhow::Result<()> {

@@ -289,7 +289,10 @@ async fn a_refined_format_that_cannot_be_written_onto_the_object_is_retried_unse
         .times(1)
         .returning(|_, _| Err(BlobError::Unavailable("bucket down".into())));
     h.jobs.expect_complete_job().never();
-    h.jobs.expect_release_job().times(1).returning(|_, _| Ok(()));
+    h.jobs
+        .expect_release_job()
+        .times(1)
+        .returning(|_, _| Ok(()));
 
     assert!(h.build().process_next_job().await.expect("ran"));
 }
