@@ -9,6 +9,8 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::{Client, Method, StatusCode};
@@ -29,7 +31,16 @@ struct Server {
 #[derive(Clone)]
 struct Shared {
     database_url: Option<String>,
-    blobs: PathBuf,
+    /// The blob store's variables: `ROUGHY_STORAGE_URL` and, for S3, the `AWS_*` ones.
+    storage: Vec<(String, String)>,
+}
+
+/// A local blob directory.
+fn file_storage(dir: &Path) -> Vec<(String, String)> {
+    vec![(
+        "ROUGHY_STORAGE_URL".to_owned(),
+        format!("file://{}", dir.display()),
+    )]
 }
 
 impl Server {
@@ -49,10 +60,6 @@ impl Server {
             .env("RUST_LOG", "info")
             .env("ROUGHY_BIND", format!("127.0.0.1:{port}"))
             .env("ROUGHY_DATA_DIR", data_dir)
-            .env(
-                "ROUGHY_STORAGE_URL",
-                format!("file://{}", shared.blobs.display()),
-            )
             .env("ROUGHY_SIGNING_KEY", "process-test-signing-key")
             .env("ROUGHY_ADMIN_TOKEN", ADMIN)
             .env("ROUGHY_DB_POOL_SIZE", "4")
@@ -61,6 +68,9 @@ impl Server {
             .stderr(Stdio::from(log));
         if let Some(url) = &shared.database_url {
             command.env("DATABASE_URL", url);
+        }
+        for (k, v) in &shared.storage {
+            command.env(k, v);
         }
         for (k, v) in extra {
             command.env(k, v);
@@ -325,7 +335,7 @@ async fn shared_database() -> (tempfile::TempDir, Shared) {
     let root = tempfile::tempdir().unwrap();
     let shared = Shared {
         database_url: Some(roughy_postgres::testing::fresh_database_url().await),
-        blobs: root.path().join("blobs"),
+        storage: file_storage(&root.path().join("blobs")),
     };
     (root, shared)
 }
@@ -514,7 +524,7 @@ async fn embedded_defaults_keep_assets_and_bytes_across_a_restart() {
     // No DATABASE_URL: the service starts its own cluster under <data dir>/pg.
     let shared = Shared {
         database_url: None,
-        blobs: root.path().join("data/blobs"),
+        storage: file_storage(&root.path().join("data/blobs")),
     };
     let data = root.path().join("data");
     let first = Server::start(&shared, &data, &[]).await;
@@ -532,4 +542,499 @@ async fn embedded_defaults_keep_assets_and_bytes_across_a_restart() {
     assert_eq!(asset["duration_seconds"], "3.000");
     assert_eq!(api.download(&asset).await, bytes);
     second.terminate();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several processes on one database and one S3 bucket, with nothing on a shared filesystem.
+// ---------------------------------------------------------------------------------------------
+
+/// 6 MiB parts (the service takes no fewer than 10 000 parts cover its largest upload, so
+/// 5 MiB is refused): more parts per upload than the 8 MiB default.
+const PART: usize = 6 << 20;
+
+/// A bucket of the run's S3 server (`scripts/s3s-fs run -- …`).
+struct Bucket {
+    name: String,
+    prefix: String,
+    /// The S3 server's root directory: a bucket is a directory in it, and in-progress
+    /// multipart uploads are kept as files in it.
+    root: PathBuf,
+    endpoint: String,
+}
+
+impl Bucket {
+    /// A new empty bucket.
+    ///
+    /// # Panics
+    /// When no S3 server was started for the run: an S3 test fails, never skips.
+    fn fresh() -> (Self, Vec<(String, String)>) {
+        let var = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!(
+                    "{name} is not set: run the S3 tests through `scripts/s3s-fs run -- …` \
+                     (as `make test` does)"
+                )
+            })
+        };
+        let root = PathBuf::from(var("ROUGHY_TEST_S3_ROOT"));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let name = format!("proc{:x}{nanos:x}", std::process::id());
+        std::fs::create_dir_all(root.join(&name)).expect("create the bucket directory");
+        let prefix = "ingest".to_owned();
+        let endpoint = var("ROUGHY_TEST_S3_ENDPOINT");
+        let env = [
+            ("ROUGHY_STORAGE_URL", format!("s3://{name}/{prefix}")),
+            ("AWS_ENDPOINT", endpoint.clone()),
+            ("AWS_ALLOW_HTTP", "true".to_owned()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_ACCESS_KEY_ID", var("ROUGHY_TEST_S3_ACCESS_KEY")),
+            ("AWS_SECRET_ACCESS_KEY", var("ROUGHY_TEST_S3_SECRET_KEY")),
+            ("ROUGHY_STORAGE_PART_SIZE", PART.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        (
+            Self {
+                name,
+                prefix,
+                root,
+                endpoint,
+            },
+            env,
+        )
+    }
+
+    /// How many parts of in-progress multipart uploads of the asset's object the S3 server
+    /// holds (s3s-fs keeps `.bucket-<b64>.object-<b64>.upload-<id>.*` and
+    /// `.upload_id-<id>.part-<n>` files in its root).
+    fn parts_of(&self, asset_id: &str) -> usize {
+        let key = format!("{}/objects/{asset_id}", self.prefix);
+        let mine = format!(
+            ".bucket-{}.object-{}.upload-",
+            b64(self.name.as_bytes()),
+            b64(key.as_bytes())
+        );
+        let names: Vec<String> = std::fs::read_dir(&self.root)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let uploads: Vec<String> = names
+            .iter()
+            .filter_map(|n| n.strip_prefix(&mine))
+            .filter_map(|rest| {
+                rest.split_once('.')
+                    .map(|(id, _)| format!(".upload_id-{id}.part-"))
+            })
+            .collect();
+        names
+            .iter()
+            .filter(|n| uploads.iter().any(|u| n.starts_with(u.as_str())))
+            .count()
+    }
+}
+
+/// Base64, URL-safe alphabet, no padding (how s3s-fs spells names in its files).
+fn b64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for c in input.chunks(3) {
+        let byte = |i: usize| u32::from(c.get(i).copied().unwrap_or(0));
+        let n = (byte(0) << 16) | (byte(1) << 8) | byte(2);
+        for i in 0..=c.len() {
+            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
+/// A fresh database and a fresh bucket, shared by the processes of one test.
+async fn shared_bucket() -> (tempfile::TempDir, Shared, Bucket) {
+    let (bucket, storage) = Bucket::fresh();
+    let root = tempfile::tempdir().unwrap();
+    let shared = Shared {
+        database_url: Some(roughy_postgres::testing::fresh_database_url().await),
+        storage,
+    };
+    (root, shared, bucket)
+}
+
+/// A WAV of `millis` ms at 8 kHz (16 000 bytes a second) whose samples carry their own
+/// position every 4 KiB: a part or tail stored twice, dropped or out of order shows.
+fn media(millis: u64) -> Vec<u8> {
+    let mut bytes = wav(millis, 8_000);
+    for at in (44..bytes.len().saturating_sub(8)).step_by(4096) {
+        bytes[at..at + 8].copy_from_slice(&(at as u64).to_le_bytes());
+    }
+    bytes
+}
+
+/// The credits a WAV of `millis` ms costs: whole minutes, rounded up.
+fn credits(millis: u64) -> i64 {
+    i64::try_from(millis.div_ceil(60_000).max(1)).unwrap()
+}
+
+/// `actual == expected`, reported without printing megabytes.
+fn assert_same(actual: &[u8], expected: &[u8], what: &str) {
+    if actual != expected {
+        let first = actual.iter().zip(expected).position(|(a, b)| a != b);
+        panic!(
+            "{what}: {} bytes, expected {}; first differing byte at {first:?}",
+            actual.len(),
+            expected.len()
+        );
+    }
+}
+
+/// Bytes of files under `dir` other than the server log (what a process kept locally).
+fn local_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            total += local_bytes(&path);
+        } else if path.file_name().is_some_and(|n| n != "server.log") {
+            total += entry.metadata().map(|m| m.len()).unwrap_or(0);
+        }
+    }
+    total
+}
+
+impl Api {
+    async fn balance(&self, server: &Server) -> i64 {
+        let (status, balance) = self
+            .json(Method::GET, format!("{}/v1/credits", server.base), None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        balance["balance"].as_i64().unwrap()
+    }
+
+    /// The ready asset's object, fetched through its `download_url`, which for S3 is a
+    /// presigned GET of the bucket.
+    async fn download_from(&self, bucket: &Bucket, asset: &Value) -> Vec<u8> {
+        let url = asset["download_url"].as_str().unwrap_or_default();
+        assert!(
+            url.starts_with(&bucket.endpoint) && url.contains(&bucket.name),
+            "a presigned GET of the bucket: {asset}"
+        );
+        let r = self.client.get(url).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "GET {url}");
+        r.bytes().await.unwrap().to_vec()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_an_upload_started_on_one_process_finishes_on_the_other_byte_identical() {
+    let (root, shared, bucket) = shared_bucket().await;
+    let a = Server::start(&shared, &root.path().join("a"), &[]).await;
+    let b = Server::start(&shared, &root.path().join("b"), &[]).await;
+    let api = Api::tenant(&a, 100).await;
+    let millis = 1_300_000; // 20.8 MB: three parts and a tail
+    let bytes = media(millis);
+    let (id, url) = api.asset(&a, bytes.len()).await;
+    // Through A: a part and a tail (11 MiB + 777 bytes, in two PATCHes that cut parts).
+    let handed_over = (11 << 20) + 777;
+    for (from, to) in [(0, (3 << 20) + 5), ((3 << 20) + 5, handed_over)] {
+        assert_eq!(
+            api.patch(&url, from as u64, bytes[from..to].to_vec()).await,
+            StatusCode::NO_CONTENT,
+            "PATCH {from}..{to} via A"
+        );
+    }
+    // A dies and its data dir goes: nothing but the database and the bucket carries on.
+    a.kill9();
+    std::fs::remove_dir_all(root.path().join("a")).unwrap();
+    let via_b = Api::via(&b, &url);
+    assert_eq!(api.head(&via_b).await, handed_over as u64);
+    api.upload(&via_b, &bytes, (4 << 20) + 3).await;
+    let asset = api.settled(&b, &id, Duration::from_secs(30)).await;
+    assert_eq!(asset["state"], "ready", "{asset}");
+    assert_eq!(asset["size_bytes"], bytes.len());
+    assert_same(
+        &api.download_from(&bucket, &asset).await,
+        &bytes,
+        "the object finished on B",
+    );
+    assert_eq!(api.charges(&b).await.len(), 1);
+    assert_eq!(api.balance(&b).await, 100 - credits(millis));
+    let kept = local_bytes(&root.path().join("b"));
+    assert!(kept < 1 << 20, "B kept {kept} bytes on its own disk");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_two_processes_racing_multi_part_patches_to_one_upload_never_corrupt_it() {
+    let (root, shared, bucket) = shared_bucket().await;
+    let a = Server::start(&shared, &root.path().join("a"), &[]).await;
+    let b = Server::start(&shared, &root.path().join("b"), &[]).await;
+    let api = Api::tenant(&a, 100).await;
+    let millis = 1_000_000; // 16 MB: two parts and a tail
+    let bytes = media(millis);
+    let (id, url) = api.asset(&a, bytes.len()).await;
+    assert_eq!(
+        api.patch(&url, 0, bytes[..1 << 20].to_vec()).await,
+        StatusCode::NO_CONTENT
+    );
+    let chunk = (3 << 19) + 17; // 1.5 MiB + 17: PATCHes end mid-part, tails change hands
+    let race = |url: String| {
+        let (api, bytes) = (&api, &bytes);
+        async move {
+            let mut accepted = 0;
+            loop {
+                let offset = api.head(&url).await as usize;
+                assert!(offset <= bytes.len());
+                if offset == bytes.len() {
+                    return accepted;
+                }
+                let end = (offset + chunk).min(bytes.len());
+                match api
+                    .patch(&url, offset as u64, bytes[offset..end].to_vec())
+                    .await
+                {
+                    StatusCode::NO_CONTENT => accepted += 1,
+                    StatusCode::CONFLICT | StatusCode::LOCKED => {}
+                    other => panic!("unexpected {other} for PATCH at {offset}"),
+                }
+            }
+        }
+    };
+    let (via_a, via_b) = tokio::join!(race(url.clone()), race(Api::via(&b, &url)));
+    assert!(
+        via_a + via_b >= (bytes.len() - (1 << 20)).div_ceil(chunk),
+        "{via_a} + {via_b} chunks"
+    );
+    let asset = api.settled(&b, &id, Duration::from_secs(30)).await;
+    assert_eq!(asset["state"], "ready", "{asset}");
+    assert_eq!(asset["size_bytes"], bytes.len());
+    assert_same(
+        &api.download_from(&bucket, &asset).await,
+        &bytes,
+        "the raced object",
+    );
+    assert_eq!(api.charges(&a).await.len(), 1);
+    assert_eq!(api.balance(&a).await, 100 - credits(millis));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_api_and_worker_processes_split_the_work_and_settle_every_asset_exactly_once() {
+    let (root, shared, bucket) = shared_bucket().await;
+    let api_role = [("ROUGHY_ROLE", "api")];
+    let worker_role = [("ROUGHY_ROLE", "worker")];
+    let api1 = Server::start(&shared, &root.path().join("api1"), &api_role).await;
+    let api2 = Server::start(&shared, &root.path().join("api2"), &api_role).await;
+    let api = Api::tenant(&api1, 1_000).await;
+    // Six assets, uploaded alternately through the two API processes; one spans parts.
+    let lengths: Vec<u64> = vec![61_000, 62_000, 400_000, 63_000, 125_000, 64_000];
+    let mut assets = Vec::new();
+    for (i, &millis) in lengths.iter().enumerate() {
+        let server = if i % 2 == 0 { &api1 } else { &api2 };
+        let bytes = media(millis);
+        let (id, url) = api.asset(server, bytes.len()).await;
+        api.upload(&url, &bytes, (2 << 20) + 1).await;
+        assets.push((id, bytes));
+    }
+    // No worker yet: API processes process nothing.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for (id, _) in &assets {
+        let asset = api.asset_state(&api2, id).await;
+        assert_eq!(
+            asset["state"], "processing",
+            "an api process processed {asset}"
+        );
+    }
+    assert!(api.charges(&api1).await.is_empty());
+    let w1 = Server::start(&shared, &root.path().join("w1"), &worker_role).await;
+    let w2 = Server::start(&shared, &root.path().join("w2"), &worker_role).await;
+    // Workers serve health only.
+    for w in [&w1, &w2] {
+        let (status, _) = api
+            .json(Method::GET, format!("{}/v1/assets", w.base), None)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "a worker serves no API");
+        let r = api
+            .client
+            .get(format!("{}/healthz", w.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    for (id, bytes) in &assets {
+        let asset = api.settled(&api1, id, Duration::from_secs(30)).await;
+        assert_eq!(
+            asset["state"],
+            "ready",
+            "{asset}; worker logs:\n{}\n{}",
+            w1.log(),
+            w2.log()
+        );
+        assert_same(&api.download_from(&bucket, &asset).await, bytes, id);
+    }
+    let charges = api.charges(&api2).await;
+    assert_eq!(
+        charges.len(),
+        assets.len(),
+        "one charge per asset: {charges:?}"
+    );
+    for (id, _) in &assets {
+        assert_eq!(
+            charges
+                .iter()
+                .filter(|c| c["asset_id"] == id.as_str())
+                .count(),
+            1,
+            "{id}"
+        );
+    }
+    let spent: i64 = lengths.iter().map(|&m| credits(m)).sum();
+    assert_eq!(api.balance(&api1).await, 1_000 - spent);
+}
+
+/// A PATCH body of `bytes[..stop]` in 256 KiB chunks, then a stall; `sent` counts what it
+/// handed to the connection (at least what the server received).
+fn counted_body(bytes: &[u8], stop: usize, sent: &Arc<AtomicUsize>) -> reqwest::Body {
+    use futures::StreamExt;
+    let chunks: Vec<Vec<u8>> = bytes[..stop]
+        .chunks(256 * 1024)
+        .map(<[u8]>::to_vec)
+        .collect();
+    let sent = sent.clone();
+    let stream = futures::stream::iter(chunks)
+        .map(move |c| {
+            sent.fetch_add(c.len(), Ordering::SeqCst);
+            Ok::<_, std::io::Error>(c)
+        })
+        .chain(futures::stream::pending());
+    reqwest::Body::wrap_stream(stream)
+}
+
+/// Starts a PATCH of `bytes[from..]` whose body stops after `bytes[from..stop]`.
+fn patch_in_flight(
+    api: &Api,
+    url: &str,
+    bytes: &[u8],
+    from: usize,
+    stop: usize,
+    sent: &Arc<AtomicUsize>,
+) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+    let pending = api
+        .client
+        .patch(url)
+        .bearer_auth(&api.key)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Content-Type", "application/offset+octet-stream")
+        .header("Upload-Offset", from.to_string())
+        .header("Content-Length", (bytes.len() - from).to_string())
+        .body(counted_body(&bytes[from..], stop - from, sent))
+        .send();
+    tokio::spawn(pending)
+}
+
+async fn wait_for(what: &str, within: Duration, log: impl Fn() -> String, ok: impl Fn() -> bool) {
+    let deadline = Instant::now() + within;
+    while !ok() {
+        assert!(Instant::now() < deadline, "{what}; log:\n{}", log());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_kill_9_between_a_part_upload_and_its_database_record_loses_nothing_and_charges_once() {
+    let (root, shared, bucket) = shared_bucket().await;
+    let a = Server::start(&shared, &root.path().join("a"), &[]).await;
+    let b = Server::start(&shared, &root.path().join("b"), &[]).await;
+    let api = Api::tenant(&a, 1_000).await;
+    let millis = 2_621_440; // 40 MiB: six parts and a tail
+    let bytes = media(millis);
+
+    // 1. A PATCH through A that sends four parts' worth and stalls; A is killed the moment
+    //    the S3 server holds the fourth part, before A can have recorded it. B resumes.
+    let (first, url) = api.asset(&a, bytes.len()).await;
+    let acknowledged = (3 << 20) + 123; // a tail only
+    assert_eq!(
+        api.patch(&url, 0, bytes[..acknowledged].to_vec()).await,
+        StatusCode::NO_CONTENT
+    );
+    let sent = Arc::new(AtomicUsize::new(0));
+    let in_flight = patch_in_flight(
+        &api,
+        &url,
+        &bytes,
+        acknowledged,
+        4 * PART + (100 << 10),
+        &sent,
+    );
+    wait_for(
+        "the fourth part reaches S3",
+        Duration::from_secs(20),
+        || a.log(),
+        || bucket.parts_of(&first) >= 4,
+    )
+    .await;
+    a.kill9();
+    let sent_by_then = acknowledged + sent.load(Ordering::SeqCst);
+    let _ = tokio::time::timeout(Duration::from_secs(5), in_flight).await;
+    let via_b = Api::via(&b, &url);
+    let offset = api.head(&via_b).await as usize;
+    assert!(
+        (acknowledged..=sent_by_then).contains(&offset),
+        "HEAD {offset} outside acknowledged {acknowledged} ..= sent {sent_by_then}"
+    );
+    api.upload(&via_b, &bytes, (4 << 20) + 1).await;
+
+    // 2. A fast PATCH through the restarted A, killed after about 20 MiB went out; the
+    //    process restarted on the same data dir resumes.
+    let a = Server::start(&shared, &root.path().join("a"), &[]).await;
+    let (second, url) = api.asset(&a, bytes.len()).await;
+    let acknowledged = (7 << 20) + 1; // a part and a tail
+    assert_eq!(
+        api.patch(&url, 0, bytes[..acknowledged].to_vec()).await,
+        StatusCode::NO_CONTENT
+    );
+    let sent = Arc::new(AtomicUsize::new(0));
+    let in_flight = patch_in_flight(&api, &url, &bytes, acknowledged, bytes.len(), &sent);
+    wait_for(
+        "20 MiB sent",
+        Duration::from_secs(20),
+        || a.log(),
+        || acknowledged + sent.load(Ordering::SeqCst) >= 20 << 20,
+    )
+    .await;
+    a.kill9();
+    let sent_by_then = acknowledged + sent.load(Ordering::SeqCst);
+    let _ = tokio::time::timeout(Duration::from_secs(5), in_flight).await;
+    let again = Server::start(&shared, &root.path().join("a"), &[]).await;
+    let url = Api::via(&again, &url);
+    let offset = api.head(&url).await as usize;
+    assert!(
+        (acknowledged..=sent_by_then).contains(&offset),
+        "HEAD {offset} outside acknowledged {acknowledged} ..= sent {sent_by_then}"
+    );
+    api.upload(&url, &bytes, 16 << 20).await;
+
+    for id in [&first, &second] {
+        let asset = api.settled(&b, id, Duration::from_secs(30)).await;
+        assert_eq!(asset["state"], "ready", "{asset}");
+        assert_eq!(asset["size_bytes"], bytes.len());
+        assert_same(&api.download_from(&bucket, &asset).await, &bytes, id);
+    }
+    let charges = api.charges(&again).await;
+    assert_eq!(charges.len(), 2, "one charge per asset: {charges:?}");
+    for id in [&first, &second] {
+        assert_eq!(
+            charges
+                .iter()
+                .filter(|c| c["asset_id"] == id.as_str())
+                .count(),
+            1,
+            "{id}"
+        );
+    }
+    assert_eq!(api.balance(&b).await, 1_000 - 2 * credits(millis));
 }
