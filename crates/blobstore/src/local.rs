@@ -421,13 +421,13 @@ impl BlobStore for LocalBlobStore {
         .await
     }
 
-    #[tracing::instrument(skip(self))]
     /// Downloads take their `Content-Type` from the signed link's format, not from the file:
     /// nothing to rewrite, only check the object is there.
     async fn retype(&self, asset: &AssetId, _format: MediaFormat) -> Result<(), BlobError> {
         self.object_size(asset).await.map(drop)
     }
 
+    #[tracing::instrument(skip(self))]
     async fn delete_object(&self, asset: &AssetId) -> Result<(), BlobError> {
         match self.objects.delete(&Self::object_key(asset)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),

@@ -712,9 +712,9 @@ impl BlobStore for ObjectBlobStore {
     }
 
     /// Rewrites the object under its own key with the new `Content-Type` (object stores keep
-    /// an object's metadata for its life, and a copy keeps it too): a streamed ranged read
+    /// an object's metadata for its life, and a copy keeps it too): the object's GET streamed
     /// into a multipart upload, at most part size × parts in flight in memory. Only MKV
-    /// refined to MKA needs it.
+    /// refined to MKA needs it. A copy that fails midway is aborted; the object stays as it was.
     #[tracing::instrument(skip(self))]
     async fn retype(&self, asset: &AssetId, format: MediaFormat) -> Result<(), BlobError> {
         let path = self.object_path(asset);
@@ -737,22 +737,20 @@ impl BlobStore for ObjectBlobStore {
             .map_err(store_error)?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_size);
         let mut bytes = got.into_stream();
-        while let Some(chunk) = bytes.next().await {
-            let chunk = match chunk {
-                Ok(chunk) => chunk,
-                Err(e) => {
-                    // Nothing replaced the object: abort the half-written copy.
-                    if let Err(abort) = writer.abort().await {
-                        tracing::warn!(error = %abort, "aborting a retype copy failed");
-                    }
-                    return Err(store_error(e));
-                }
-            };
-            writer
-                .wait_for_capacity(self.parts_in_flight)
-                .await
-                .map_err(store_error)?;
-            writer.write(&chunk);
+        let copied: object_store::Result<()> = async {
+            while let Some(chunk) = bytes.next().await {
+                let chunk = chunk?;
+                writer.wait_for_capacity(self.parts_in_flight).await?;
+                writer.write(&chunk);
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = copied {
+            if let Err(abort) = writer.abort().await {
+                tracing::warn!(error = %abort, "aborting a retype copy failed");
+            }
+            return Err(store_error(e));
         }
         writer.finish().await.map_err(store_error)?;
         Ok(())

@@ -257,6 +257,30 @@ impl Api {
             .status()
     }
 
+    /// Sends `bytes` through `url` in `chunk`-byte PATCHes from HEAD's offset until the
+    /// upload is complete, racing whoever else PATCHes it. Returns the PATCHes accepted.
+    async fn race_patches(&self, url: String, bytes: &[u8], chunk: usize) -> usize {
+        let mut accepted = 0;
+        loop {
+            let offset = self.head(&url).await as usize;
+            assert!(offset <= bytes.len());
+            if offset == bytes.len() {
+                return accepted;
+            }
+            let end = (offset + chunk).min(bytes.len());
+            match self
+                .patch(&url, offset as u64, bytes[offset..end].to_vec())
+                .await
+            {
+                StatusCode::NO_CONTENT => accepted += 1,
+                // Lost the race: the offset moved, the other request took over, or the lock
+                // holder did not let go in time. HEAD and go on.
+                StatusCode::CONFLICT | StatusCode::LOCKED => {}
+                other => panic!("unexpected {other} for PATCH at {offset}"),
+            }
+        }
+    }
+
     /// Uploads `bytes` from the server's offset on, in `chunk`-byte PATCHes.
     async fn upload(&self, url: &str, bytes: &[u8], chunk: usize) {
         loop {
@@ -354,31 +378,10 @@ async fn two_processes_racing_patches_to_one_upload_never_corrupt_the_bytes_or_t
         api.patch(&url, 0, bytes[..4096].to_vec()).await,
         StatusCode::NO_CONTENT
     );
-    let race = |url: String| {
-        let (api, bytes) = (&api, &bytes);
-        async move {
-            let mut accepted = 0;
-            loop {
-                let offset = api.head(&url).await as usize;
-                assert!(offset <= bytes.len());
-                if offset == bytes.len() {
-                    return accepted;
-                }
-                let end = (offset + 8192).min(bytes.len());
-                match api
-                    .patch(&url, offset as u64, bytes[offset..end].to_vec())
-                    .await
-                {
-                    StatusCode::NO_CONTENT => accepted += 1,
-                    // Lost the race: the offset moved, the other request took over, or the
-                    // lock holder did not let go in time. HEAD and go on.
-                    StatusCode::CONFLICT | StatusCode::LOCKED => {}
-                    other => panic!("unexpected {other} for PATCH at {offset}"),
-                }
-            }
-        }
-    };
-    let (via_a, via_b) = tokio::join!(race(url.clone()), race(Api::via(&b, &url)));
+    let (via_a, via_b) = tokio::join!(
+        api.race_patches(url.clone(), &bytes, 8192),
+        api.race_patches(Api::via(&b, &url), &bytes, 8192)
+    );
     assert!(
         via_a + via_b >= (bytes.len() - 4096) / 8192,
         "{via_a} + {via_b} chunks"
@@ -782,29 +785,10 @@ async fn s3_two_processes_racing_multi_part_patches_to_one_upload_never_corrupt_
         StatusCode::NO_CONTENT
     );
     let chunk = (3 << 19) + 17; // 1.5 MiB + 17: PATCHes end mid-part, tails change hands
-    let race = |url: String| {
-        let (api, bytes) = (&api, &bytes);
-        async move {
-            let mut accepted = 0;
-            loop {
-                let offset = api.head(&url).await as usize;
-                assert!(offset <= bytes.len());
-                if offset == bytes.len() {
-                    return accepted;
-                }
-                let end = (offset + chunk).min(bytes.len());
-                match api
-                    .patch(&url, offset as u64, bytes[offset..end].to_vec())
-                    .await
-                {
-                    StatusCode::NO_CONTENT => accepted += 1,
-                    StatusCode::CONFLICT | StatusCode::LOCKED => {}
-                    other => panic!("unexpected {other} for PATCH at {offset}"),
-                }
-            }
-        }
-    };
-    let (via_a, via_b) = tokio::join!(race(url.clone()), race(Api::via(&b, &url)));
+    let (via_a, via_b) = tokio::join!(
+        api.race_patches(url.clone(), &bytes, chunk),
+        api.race_patches(Api::via(&b, &url), &bytes, chunk)
+    );
     assert!(
         via_a + via_b >= (bytes.len() - (1 << 20)).div_ceil(chunk),
         "{via_a} + {via_b} chunks"

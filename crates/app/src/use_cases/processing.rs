@@ -38,11 +38,7 @@ impl Ingest {
         };
         let probed = match stored {
             Ok(reader) => self.ports.media.probe(reader, sniffed).await,
-            Err(BlobError::NotFound) => Err(ProbeError::Media(AssetFailure {
-                code: "media_unreadable".into(),
-                message: "the stored bytes are missing".into(),
-            })),
-            Err(e) => Err(ProbeError::Transient(e.to_string())),
+            Err(e) => Err(unreadable(e)),
         };
         // A refined format is written onto the object before it is settled, so a download
         // link never serves the sniffed one.
@@ -50,11 +46,7 @@ impl Ingest {
             Ok(info) if info.format != sniffed => {
                 match self.ports.blobs.retype(&asset_id, info.format).await {
                     Ok(()) => Ok(info),
-                    Err(BlobError::NotFound) => Err(ProbeError::Media(AssetFailure {
-                        code: "media_unreadable".into(),
-                        message: "the stored bytes are missing".into(),
-                    })),
-                    Err(e) => Err(ProbeError::Transient(e.to_string())),
+                    Err(e) => Err(unreadable(e)),
                 }
             }
             other => other,
@@ -96,5 +88,17 @@ impl Ingest {
             ran += 1;
         }
         Ok(ran)
+    }
+}
+
+/// What a storage failure means for a job: missing bytes fail the asset for good
+/// (`media_unreadable`); anything else is retried later.
+fn unreadable(e: BlobError) -> ProbeError {
+    match e {
+        BlobError::NotFound => ProbeError::Media(AssetFailure {
+            code: "media_unreadable".into(),
+            message: "the stored bytes are missing".into(),
+        }),
+        e => ProbeError::Transient(e.to_string()),
     }
 }
