@@ -66,6 +66,15 @@ pub enum IngestError {
     /// A download link was tampered with or has expired.
     #[error("the download link is invalid or has expired")]
     InvalidSignature,
+    /// Storage is full: nothing more could be stored (what was acknowledged stays).
+    #[error("insufficient storage: {0}")]
+    InsufficientStorage(String),
+    /// The account has as many pending uploads as it may.
+    #[error("the account already has {limit} pending uploads; finish or delete some first")]
+    TooManyPendingUploads {
+        /// The limit in force.
+        limit: u32,
+    },
     /// A dependency is unavailable; retry.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -78,6 +87,10 @@ impl From<RepoError> for IngestError {
     fn from(e: RepoError) -> Self {
         match e {
             RepoError::NotFound => Self::NotFound,
+            // Another process took the upload over while this request stalled: it is theirs.
+            RepoError::LeaseLost => Self::UploadLocked,
+            // The use case that sets the limit answers it with the limit; this is the fallback.
+            RepoError::TooManyPending => Self::TooManyPendingUploads { limit: 0 },
             RepoError::Unavailable(m) => Self::Unavailable(m),
             RepoError::Conflict(m) | RepoError::Internal(m) => Self::Internal(m),
         }
@@ -89,6 +102,7 @@ impl From<BlobError> for IngestError {
         match e {
             BlobError::NotFound => Self::NotFound,
             BlobError::Unavailable(m) => Self::Unavailable(m),
+            BlobError::InsufficientStorage(m) => Self::InsufficientStorage(m),
             BlobError::Internal(m) => Self::Internal(m),
         }
     }

@@ -42,6 +42,13 @@ pub enum RepoError {
     /// The store is unreachable or exhausted (pool timeout): retryable, 503.
     #[error("repository unavailable: {0}")]
     Unavailable(String),
+    /// A write under an upload's lock whose [`UploadFence`] no longer holds the lock (it was
+    /// taken over as stale, or released): nothing was written.
+    #[error("the upload's lock is no longer held by this writer")]
+    LeaseLost,
+    /// An account limit would be exceeded (too many pending uploads): nothing was stored.
+    #[error("the account has too many pending uploads")]
+    TooManyPending,
     /// Anything else.
     #[error("repository failure: {0}")]
     Internal(String),
@@ -56,6 +63,9 @@ pub enum BlobError {
     /// The store is unreachable: retryable.
     #[error("blob storage unavailable: {0}")]
     Unavailable(String),
+    /// The store has no room left (a full disk, a quota): retryable once space is freed.
+    #[error("blob storage is full: {0}")]
+    InsufficientStorage(String),
     /// Anything else (I/O errors included).
     #[error("blob storage failure: {0}")]
     Internal(String),
@@ -192,8 +202,15 @@ pub struct AssetFilter {
 #[async_trait]
 pub trait AssetRepo: Send + Sync {
     /// Atomically stores a new asset and its upload. MUST return `NotFound` if the project is
-    /// not (or no longer) the asset's account's.
-    async fn create_asset(&self, asset: &Asset, upload: &Upload) -> Result<(), RepoError>;
+    /// not (or no longer) the asset's account's, and `TooManyPending` (storing nothing) when
+    /// the account already has `max_pending` assets in `pending_upload` — checked in the same
+    /// atomic step, so concurrent creates cannot overshoot.
+    async fn create_asset(
+        &self,
+        asset: &Asset,
+        upload: &Upload,
+        max_pending: u32,
+    ) -> Result<(), RepoError>;
     /// The caller's asset.
     async fn get_asset(
         &self,
@@ -215,6 +232,16 @@ pub trait AssetRepo: Send + Sync {
         id: &AssetId,
         at: OffsetDateTime,
     ) -> Result<Option<Purge>, RepoError>;
+    /// The retention of failed assets' bytes: atomically marks the stored bytes of up to
+    /// `limit` assets that failed before `failed_before` (and whose bytes were not yet let go)
+    /// as purged at `at`, recording their purges in the outbox in the same step, and returns
+    /// them. The assets and their errors stay.
+    async fn release_failed_bytes(
+        &self,
+        failed_before: OffsetDateTime,
+        at: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Purge>, RepoError>;
 }
 
 /// Why an upload is gone.
@@ -242,6 +269,13 @@ pub enum UploadLookup {
 }
 
 /// TUS uploads.
+///
+/// Every write to an active upload (`identify_upload`, `record_progress`, `finalize_upload`,
+/// `discard_upload`) happens under the upload's lock and carries the lease's [`UploadFence`]:
+/// the adapter MUST check, in the same atomic step as the write, that the fence still holds
+/// the upload's lock, and answer `RepoError::LeaseLost` (changing nothing) when it does not.
+/// A writer that lost its lease (a stall long enough for another process to take it over)
+/// can therefore never overwrite what the new holder recorded.
 #[cfg_attr(test, automock)]
 #[async_trait]
 pub trait UploadRepo: Send + Sync {
@@ -259,6 +293,7 @@ pub trait UploadRepo: Send + Sync {
         id: &UploadId,
         format: MediaFormat,
         staging: &Staging,
+        fence: &UploadFence,
     ) -> Result<(), RepoError>;
     /// Records bytes durably stored ([`Upload::advance`]): the new offset, the sink's staging
     /// for it and the refreshed expiry, in one step. MUST return `NotFound` if the upload is
@@ -269,6 +304,7 @@ pub trait UploadRepo: Send + Sync {
         offset: u64,
         staging: &Staging,
         expires_at: OffsetDateTime,
+        fence: &UploadFence,
     ) -> Result<(), RepoError>;
     /// Atomically: the upload completes ([`Upload::complete`], offset = length), the asset
     /// moves to `processing` with `size_bytes` = the length, and a processing job is durably
@@ -281,6 +317,7 @@ pub trait UploadRepo: Send + Sync {
         id: &UploadId,
         staging: &Staging,
         at: OffsetDateTime,
+        fence: &UploadFence,
     ) -> Result<(), RepoError>;
     /// Atomically deletes an active upload and its asset, leaving a tombstone. With
     /// `expired_before`, only if the upload's expiry is before that instant (a PATCH may have
@@ -291,6 +328,7 @@ pub trait UploadRepo: Send + Sync {
         reason: GoneReason,
         expired_before: Option<OffsetDateTime>,
         at: OffsetDateTime,
+        fence: &UploadFence,
     ) -> Result<Option<Purge>, RepoError>;
     /// Active uploads whose expiry is before `now`, at most `limit`.
     async fn expired_uploads(
@@ -351,6 +389,10 @@ pub trait JobRepo: Send + Sync {
     ) -> Result<Option<AssetState>, RepoError>;
     /// Gives the job back after a transient failure, to be claimed again at `retry_at`.
     async fn release_job(&self, job: &Job, retry_at: OffsetDateTime) -> Result<(), RepoError>;
+    /// Extends a running job's lease to `until`, so no other worker takes it over while it
+    /// runs. Returns `false` when the claim is no longer this one's (taken over after the
+    /// lease ran out, or the asset was deleted): the job must stop without settling.
+    async fn renew_job(&self, job: &Job, until: OffsetDateTime) -> Result<bool, RepoError>;
 }
 
 /// Wakes the processing workers when a job was queued (a hint; they also poll).
@@ -374,8 +416,21 @@ pub enum LockError {
     Unavailable(String),
 }
 
+/// Names one holding of an upload's lock: which holder, which of its leases. Writes under the
+/// lock carry it (see [`UploadRepo`]), so a store can refuse a writer that lost the lock.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct UploadFence {
+    /// The lock service's name for the holding process.
+    pub holder: String,
+    /// Numbers the holder's leases: with `holder`, names this one.
+    pub generation: i64,
+}
+
 /// A held upload lock. Dropping it releases the lock.
 pub trait UploadLease: Send + Sync {
+    /// This holding's fence, to pass with every write made under it.
+    fn fence(&self) -> UploadFence;
+
     /// Resolves when another request has asked for this upload: the holder should stop
     /// reading, keep what it stored, and drop the lease.
     fn stop_requested(&self) -> BoxFuture<'static, ()>;
@@ -392,6 +447,11 @@ pub trait UploadLocks: Send + Sync {
     /// Takes the upload's lock. If it is held, asks the holder to stop and waits for it to
     /// release. MUST return `LockError::Locked` if the holder keeps it past the wait.
     async fn acquire(&self, id: &UploadId) -> Result<Box<dyn UploadLease>, LockError>;
+
+    /// Takes the upload's lock only if nobody holds it (or its holder died), without asking a
+    /// holder to stop: `None` while a request is writing to the upload (the reaper leaves such
+    /// an upload alone).
+    async fn try_acquire(&self, id: &UploadId) -> Result<Option<Box<dyn UploadLease>>, LockError>;
 }
 
 // ---------------------------------------------------------------------------------------------

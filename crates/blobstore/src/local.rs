@@ -235,9 +235,10 @@ impl LocalBlobStore {
         let offset = offset + durable;
         if let Some(e) = error {
             tracing::error!(upload = %id, offset, error = %e, "writing the part file failed");
-            stop = Some(AppendStop::Storage(BlobError::Internal(format!(
-                "writing upload {id}: {e}"
-            ))));
+            stop = Some(AppendStop::Storage(write_failure(
+                &e,
+                format!("writing upload {id}: {e}"),
+            )));
         }
         AppendOutcome {
             offset,
@@ -286,16 +287,14 @@ impl LocalBlobStore {
                     )))),
                 });
             }
-            Ok(Err(OpenFailure::Io(e))) => e.to_string(),
-            Err(join) => format!("open task failed: {join}"),
+            Ok(Err(OpenFailure::Io(e))) => write_failure(&e, format!("opening upload {id}: {e}")),
+            Err(join) => BlobError::Internal(format!("opening upload {id}: open task failed: {join}")),
         };
         tracing::error!(upload = %id, error = %failure, "opening the part file failed");
         Err(AppendOutcome {
             offset,
             staging: Staging::default(),
-            stop: Some(AppendStop::Storage(BlobError::Internal(format!(
-                "opening upload {id}: {failure}"
-            )))),
+            stop: Some(AppendStop::Storage(failure)),
         })
     }
 }
@@ -527,6 +526,22 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 #[cfg(not(unix))]
 fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
+}
+
+/// A failed write: `InsufficientStorage` when the disk (or the quota) is full, so the client
+/// hears 507 and resumes once space is back; `Internal` otherwise.
+fn write_failure(e: &io::Error, message: String) -> BlobError {
+    /// `ENOSPC` and `EDQUOT` on Linux, for errors that reach us without their kind.
+    const NO_SPACE: [i32; 2] = [28, 122];
+    let full = matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    ) || e.raw_os_error().is_some_and(|code| NO_SPACE.contains(&code));
+    if full {
+        BlobError::InsufficientStorage(message)
+    } else {
+        BlobError::Internal(message)
+    }
 }
 
 fn io_failure(doing: &str, path: &Path, e: &io::Error) -> BlobError {

@@ -169,6 +169,17 @@ impl From<IngestError> for ApiError {
             E::BodyStopped { idle: false, .. } => (StatusCode::BAD_REQUEST, "body_interrupted"),
             E::UploadComplete => (StatusCode::CONFLICT, "upload_complete"),
             E::InvalidSignature => (StatusCode::FORBIDDEN, "invalid_signature"),
+            E::TooManyPendingUploads { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_pending_uploads")
+            }
+            E::InsufficientStorage(cause) => {
+                tracing::error!(%cause, "storage is full");
+                return Self::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "insufficient_storage",
+                    "storage is full; the bytes acknowledged are kept, resume later",
+                );
+            }
             E::Unavailable(cause) => {
                 tracing::warn!(%cause, "dependency unavailable");
                 return Self::new(

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -15,8 +16,11 @@ use futures::future::BoxFuture;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use roughy_app::ports::{LockError, UploadLease, UploadLocks};
+use roughy_app::ports::{LockError, UploadFence, UploadLease, UploadLocks};
 use roughy_domain::UploadId;
+
+/// The name of this adapter's holder in its fences: one process, one holder.
+const HOLDER: &str = "in-process";
 
 /// The slots of held locks, by upload.
 type Slots = Arc<Mutex<HashMap<UploadId, Slot>>>;
@@ -27,6 +31,8 @@ type Slots = Arc<Mutex<HashMap<UploadId, Slot>>>;
 struct Slot {
     /// `true` once another request asked for the upload. Dropped with the slot.
     stop: watch::Sender<bool>,
+    /// Numbers this holding (the fence's generation).
+    generation: i64,
 }
 
 /// In-process [`UploadLocks`]: one holder per upload; a newcomer asks the holder to stop and
@@ -36,6 +42,7 @@ struct Slot {
 #[derive(Clone)]
 pub struct InProcessUploadLocks {
     slots: Slots,
+    generations: Arc<AtomicI64>,
     wait: Duration,
 }
 
@@ -52,8 +59,18 @@ impl InProcessUploadLocks {
     pub fn with_wait(wait: Duration) -> Self {
         Self {
             slots: Arc::default(),
+            generations: Arc::new(AtomicI64::new(1)),
             wait,
         }
+    }
+
+    /// Whether `fence` names the current holding of the upload's lock: what the in-memory
+    /// repository checks before each write under the lock.
+    pub fn holds(&self, id: &UploadId, fence: &UploadFence) -> bool {
+        fence.holder == HOLDER
+            && lock(&self.slots)
+                .get(id)
+                .is_some_and(|slot| slot.generation == fence.generation)
     }
 
     /// How long a newcomer waits for the holder.
@@ -70,13 +87,24 @@ impl InProcessUploadLocks {
             slot.stop.send_replace(true);
             return Attempt::Held(released);
         }
+        Attempt::Taken(self.take_free(&mut slots, id))
+    }
+
+    /// Makes the slot of a free upload: the new holding.
+    fn take_free(
+        &self,
+        slots: &mut HashMap<UploadId, Slot>,
+        id: &UploadId,
+    ) -> InProcessUploadLease {
         let (stop, stop_rx) = watch::channel(false);
-        slots.insert(id.clone(), Slot { stop });
-        Attempt::Taken(InProcessUploadLease {
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed);
+        slots.insert(id.clone(), Slot { stop, generation });
+        InProcessUploadLease {
             slots: Arc::clone(&self.slots),
             id: id.clone(),
+            generation,
             stop: stop_rx,
-        })
+        }
     }
 }
 
@@ -120,6 +148,14 @@ impl UploadLocks for InProcessUploadLocks {
             }
         }
     }
+
+    async fn try_acquire(&self, id: &UploadId) -> Result<Option<Box<dyn UploadLease>>, LockError> {
+        let mut slots = lock(&self.slots);
+        if slots.contains_key(id) {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(self.take_free(&mut slots, id))))
+    }
 }
 
 /// A held upload lock from [`InProcessUploadLocks`]. Dropping it releases the lock and wakes
@@ -127,6 +163,7 @@ impl UploadLocks for InProcessUploadLocks {
 pub struct InProcessUploadLease {
     slots: Slots,
     id: UploadId,
+    generation: i64,
     stop: watch::Receiver<bool>,
 }
 
@@ -140,6 +177,13 @@ impl fmt::Debug for InProcessUploadLease {
 }
 
 impl UploadLease for InProcessUploadLease {
+    fn fence(&self) -> UploadFence {
+        UploadFence {
+            holder: HOLDER.to_owned(),
+            generation: self.generation,
+        }
+    }
+
     fn stop_requested(&self) -> BoxFuture<'static, ()> {
         let mut stop = self.stop.clone();
         Box::pin(async move {

@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use roughy_app::ports::{LockError, UploadLease, UploadLocks};
+use roughy_app::ports::{LockError, UploadFence, UploadLease, UploadLocks};
 use roughy_domain::ids::random_base62;
 use roughy_domain::UploadId;
 
@@ -200,6 +200,16 @@ impl UploadLocks for PgUploadLocks {
             tokio::time::sleep(settings.poll_interval.min(deadline - now)).await;
         }
     }
+
+    #[tracing::instrument(skip(self), fields(upload = %id))]
+    async fn try_acquire(&self, id: &UploadId) -> Result<Option<Box<dyn UploadLease>>, LockError> {
+        let generation = self.shared.generations.fetch_add(1, Ordering::Relaxed);
+        if self.try_take(id, generation).await? {
+            Ok(Some(Box::new(self.lease(id, generation))))
+        } else {
+            Ok(None)
+        }
+    }
 }
 
 /// Keeps a held row fresh and relays stop requests until the lease is dropped (which aborts
@@ -281,6 +291,13 @@ impl fmt::Debug for PgUploadLease {
 }
 
 impl UploadLease for PgUploadLease {
+    fn fence(&self) -> UploadFence {
+        UploadFence {
+            holder: self.shared.holder.clone(),
+            generation: self.generation,
+        }
+    }
+
     fn stop_requested(&self) -> BoxFuture<'static, ()> {
         let mut stop = self.stop.clone();
         Box::pin(async move {

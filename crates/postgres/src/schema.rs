@@ -43,6 +43,8 @@ diesel::table! {
         failure_code -> Nullable<Text>,
         failure_message -> Nullable<Text>,
         created_at -> Timestamptz,
+        failed_at -> Nullable<Timestamptz>,
+        bytes_purged_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -9,7 +9,7 @@ use secrecy::ExposeSecret;
 use roughy_app::ports::{
     AccountRepo, AssetRepo, HealthCheck, JobRepo, ProjectRepo, PurgeQueue, UploadLocks, UploadRepo,
 };
-use roughy_memory::{InProcessUploadLocks, MemoryRepository};
+use roughy_memory::MemoryRepository;
 use roughy_postgres::{EmbeddedPostgres, PgConfig, PgRepository, PgUploadLocks};
 
 use crate::config::{Config, RepositoryKind};
@@ -57,8 +57,8 @@ impl Repository {
                     assets: repo.clone(),
                     uploads: repo.clone(),
                     jobs: repo.clone(),
+                    locks: Arc::new(repo.locks()),
                     purges: repo,
-                    locks: Arc::new(InProcessUploadLocks::new()),
                     health: Arc::new(AlwaysHealthy),
                     embedded: None,
                 })

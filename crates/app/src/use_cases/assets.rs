@@ -26,7 +26,8 @@ impl Ingest {
     ///
     /// # Errors
     /// `InsufficientCredits` at a zero-or-below balance (nothing is created);
-    /// `ProjectNotFound` when the project is not the caller's.
+    /// `ProjectNotFound` when the project is not the caller's; `TooManyPendingUploads` when
+    /// the account already has `max_pending_uploads` uploads pending.
     pub async fn create_asset(
         &self,
         account: &AccountId,
@@ -53,9 +54,11 @@ impl Ingest {
             now,
         );
         let upload = Upload::open(&asset, now, self.config.upload_ttl);
-        match self.ports.assets.create_asset(&asset, &upload).await {
+        let limit = self.config.max_pending_uploads;
+        match self.ports.assets.create_asset(&asset, &upload, limit).await {
             Ok(()) => Ok((asset, upload)),
             Err(RepoError::NotFound) => Err(IngestError::ProjectNotFound),
+            Err(RepoError::TooManyPending) => Err(IngestError::TooManyPendingUploads { limit }),
             Err(e) => Err(e.into()),
         }
     }
@@ -111,7 +114,18 @@ impl Ingest {
             .delete_asset(account, id, at)
             .await?
             .ok_or(IngestError::NotFound)?;
-        self.purge(&purge).await;
+        // A PATCH still streaming into the upload would stage bytes after the purge: ask it to
+        // stop (it then finds the upload gone), and purge once it let go. If it does not let
+        // go in time, the purge stays in the outbox for the reaper.
+        match self.ports.locks.acquire(&purge.upload_id).await {
+            Ok(lease) => {
+                self.purge(&purge).await;
+                lease.release().await;
+            }
+            Err(e) => {
+                tracing::warn!(asset = %id, error = %e, "deleted asset's upload still held; its bytes are purged later");
+            }
+        }
         Ok(())
     }
 }

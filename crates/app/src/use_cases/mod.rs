@@ -35,8 +35,19 @@ pub struct IngestConfig {
     pub download_ttl: Duration,
     /// How long a processing job is leased to a worker before another may take it.
     pub job_lease: Duration,
-    /// How long to wait before retrying a job after a transient failure.
+    /// How long to wait before the first retry of a job after a transient failure; each
+    /// further retry waits twice as long, up to `job_retry_max_delay`.
     pub job_retry_delay: Duration,
+    /// The longest wait between two attempts of a job.
+    pub job_retry_max_delay: Duration,
+    /// How many times a job is attempted (claims, including ones whose worker died) before
+    /// its asset ends `failed` with `processing_failed`.
+    pub job_max_attempts: u32,
+    /// How many uploads an account may have pending (created, not yet complete) at once.
+    pub max_pending_uploads: u32,
+    /// How long the stored bytes of a `failed` asset are kept before they are purged (the
+    /// asset and its error stay).
+    pub failed_retention: Duration,
 }
 
 impl Default for IngestConfig {
@@ -46,6 +57,10 @@ impl Default for IngestConfig {
             download_ttl: Duration::seconds(300),
             job_lease: Duration::minutes(10),
             job_retry_delay: Duration::seconds(5),
+            job_retry_max_delay: Duration::hours(1),
+            job_max_attempts: 8,
+            max_pending_uploads: 100,
+            failed_retention: Duration::days(7),
         }
     }
 }

@@ -1,18 +1,31 @@
 //! Processing: measure the stored media, then settle the charge (once).
+//!
+//! A claimed job holds a lease, renewed while it runs, so a long probe is never taken over by
+//! another worker. A transient failure gives the job back with an exponentially growing delay;
+//! after [`IngestConfig::job_max_attempts`](super::IngestConfig) attempts (a worker that died
+//! mid-job counts as one) the asset ends `failed` with `processing_failed`, never charged.
 
-use roughy_domain::{AssetFailure, AssetState};
+use std::pin::pin;
+
+use futures::future::{self, Either};
+use time::Duration;
+
+use roughy_domain::{AssetFailure, AssetState, MediaFormat};
 
 use super::Ingest;
 use crate::error::IngestError;
-use crate::ports::{BlobError, JobOutcome, ProbeError};
+use crate::ports::{BlobError, Job, JobOutcome, MediaInfo, ProbeError};
+
+/// The `error_code` of an asset whose processing kept failing for reasons not in its bytes.
+pub const PROCESSING_FAILED: &str = "processing_failed";
 
 impl Ingest {
     /// Claims and runs one processing job. Returns whether there was one.
     ///
     /// Measures `duration_seconds` from the stored bytes, then settles billing in one step
     /// with the state change. Broken media fails the asset (never charged); a transient
-    /// failure gives the job back for a later retry; an asset deleted meanwhile is dropped
-    /// without a charge.
+    /// failure gives the job back for a later retry, until the attempts run out; an asset
+    /// deleted meanwhile, or a job taken over, is dropped without a charge.
     pub async fn process_next_job(&self) -> Result<bool, IngestError> {
         let now = self.ports.clock.now();
         let Some(job) = self
@@ -30,38 +43,39 @@ impl Ingest {
                 "job for unidentified asset {asset_id}"
             )));
         };
-        // The finalising commit queued this job; the staged bytes become the object here (a
-        // repeat after a crash or by another worker answers the same).
-        let stored = match self.ports.blobs.complete_upload(&job.upload).await {
-            Ok(_) => self.ports.blobs.open_reader(&asset_id).await,
-            Err(e) => Err(e),
-        };
-        let probed = match stored {
-            Ok(reader) => self.ports.media.probe(reader, sniffed).await,
-            Err(e) => Err(unreadable(e)),
-        };
-        // A refined format is written onto the object before it is settled, so a download
-        // link never serves the sniffed one.
-        let probed = match probed {
-            Ok(info) if info.format != sniffed => {
-                match self.ports.blobs.retype(&asset_id, info.format).await {
-                    Ok(()) => Ok(info),
-                    Err(e) => Err(unreadable(e)),
+        let attempt = job.attempts.saturating_add(1);
+        let outcome = if attempt > self.config.job_max_attempts {
+            // Earlier claims ended without settling or giving the job back: their workers died
+            // mid-job (a crash, an OOM kill). Trying again would likely kill this one too.
+            tracing::error!(asset = %asset_id, attempts = job.attempts, "processing job abandoned: its workers kept dying");
+            processing_failed(job.attempts)
+        } else {
+            let measured = pin!(self.measure(&job, sniffed));
+            let renewing = pin!(self.keep_leased(&job));
+            let probed = match future::select(measured, renewing).await {
+                Either::Left((probed, _)) => probed,
+                Either::Right(((), _)) => {
+                    tracing::warn!(asset = %asset_id, "processing job taken over or its asset deleted; stopped without settling");
+                    return Ok(true);
                 }
-            }
-            other => other,
-        };
-        let outcome = match probed {
-            Ok(info) => JobOutcome::Measured {
-                duration: info.duration,
-                format: (info.format != sniffed).then_some(info.format),
-            },
-            Err(ProbeError::Media(failure)) => JobOutcome::Failed(failure),
-            Err(ProbeError::Transient(reason)) => {
-                tracing::warn!(asset = %asset_id, %reason, "probe could not run; job released for retry");
-                let retry_at = self.ports.clock.now() + self.config.job_retry_delay;
-                self.ports.jobs.release_job(&job, retry_at).await?;
-                return Ok(true);
+            };
+            match probed {
+                Ok(info) => JobOutcome::Measured {
+                    duration: info.duration,
+                    format: (info.format != sniffed).then_some(info.format),
+                },
+                Err(ProbeError::Media(failure)) => JobOutcome::Failed(failure),
+                Err(ProbeError::Transient(reason)) if attempt >= self.config.job_max_attempts => {
+                    tracing::error!(asset = %asset_id, attempts = attempt, %reason, "processing failed on every attempt; asset failed");
+                    processing_failed(attempt)
+                }
+                Err(ProbeError::Transient(reason)) => {
+                    let delay = self.retry_delay(attempt);
+                    tracing::warn!(asset = %asset_id, attempt, retry_in_secs = delay.whole_seconds(), %reason, "probe could not run; job released for retry");
+                    let retry_at = self.ports.clock.now() + delay;
+                    self.ports.jobs.release_job(&job, retry_at).await?;
+                    return Ok(true);
+                }
             }
         };
         let at = roughy_domain::time_format::to_micros(self.ports.clock.now());
@@ -81,6 +95,67 @@ impl Ingest {
         Ok(true)
     }
 
+    /// Makes the object from the staged bytes and measures it.
+    async fn measure(&self, job: &Job, sniffed: MediaFormat) -> Result<MediaInfo, ProbeError> {
+        let asset_id = &job.asset.id;
+        // The finalising commit queued this job; the staged bytes become the object here (a
+        // repeat after a crash or by another worker answers the same).
+        self.ports
+            .blobs
+            .complete_upload(&job.upload)
+            .await
+            .map_err(unreadable)?;
+        let reader = self
+            .ports
+            .blobs
+            .open_reader(asset_id)
+            .await
+            .map_err(unreadable)?;
+        let info = self.ports.media.probe(reader, sniffed).await?;
+        // A refined format is written onto the object before it is settled, so a download
+        // link never serves the sniffed one.
+        if info.format != sniffed {
+            self.ports
+                .blobs
+                .retype(asset_id, info.format)
+                .await
+                .map_err(unreadable)?;
+        }
+        Ok(info)
+    }
+
+    /// Renews the job's lease every third of its length while the job runs. Resolves only
+    /// when the claim is lost (taken over, or the asset deleted with its job); a failed
+    /// renewal is retried at the next tick (if the lease runs out meanwhile, settling finds
+    /// the claim stale and changes nothing).
+    async fn keep_leased(&self, job: &Job) {
+        let lease = self.config.job_lease;
+        let every = (lease / 3_i32).max(Duration::milliseconds(100));
+        let every = std::time::Duration::try_from(every).unwrap_or(std::time::Duration::from_secs(1));
+        loop {
+            tokio::time::sleep(every).await;
+            let until = self.ports.clock.now() + lease;
+            match self.ports.jobs.renew_job(job, until).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::warn!(asset = %job.asset.id, error = %e, "could not renew the processing job's lease");
+                }
+            }
+        }
+    }
+
+    /// How long to wait before the attempt after `attempt`: the retry delay doubled for each
+    /// attempt made, at most the maximum delay.
+    fn retry_delay(&self, attempt: u32) -> Duration {
+        let factor = 2_i32.saturating_pow(attempt.saturating_sub(1));
+        self.config
+            .job_retry_delay
+            .checked_mul(factor)
+            .unwrap_or(self.config.job_retry_max_delay)
+            .min(self.config.job_retry_max_delay)
+    }
+
     /// Runs jobs until none is due. Returns how many ran.
     pub async fn drain_jobs(&self) -> Result<usize, IngestError> {
         let mut ran = 0;
@@ -89,6 +164,14 @@ impl Ingest {
         }
         Ok(ran)
     }
+}
+
+/// The outcome of a job that failed `attempts` times for reasons outside its bytes.
+fn processing_failed(attempts: u32) -> JobOutcome {
+    JobOutcome::Failed(AssetFailure {
+        code: PROCESSING_FAILED.into(),
+        message: format!("the media could not be processed after {attempts} attempts"),
+    })
 }
 
 /// What a storage failure means for a job: missing bytes fail the asset for good

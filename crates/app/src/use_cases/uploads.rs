@@ -115,6 +115,7 @@ impl Ingest {
     ) -> Result<UploadView, IngestError> {
         // Read again under the lock: the previous holder may have moved the offset.
         let mut upload = self.live_upload(account, id).await?;
+        let fence = lease.fence();
         if upload.check_patch(claimed_offset, chunk_len)? == PatchStart::AlreadyComplete {
             return Ok(UploadView::of(&upload));
         }
@@ -137,7 +138,7 @@ impl Ingest {
                 if let Some(purge) = self
                     .ports
                     .uploads
-                    .discard_upload(id, GoneReason::Rejected, None, at)
+                    .discard_upload(id, GoneReason::Rejected, None, at, &fence)
                     .await?
                 {
                     self.purge(&purge).await;
@@ -153,7 +154,7 @@ impl Ingest {
             }
             self.ports
                 .uploads
-                .identify_upload(id, format, &upload.staging)
+                .identify_upload(id, format, &upload.staging, &fence)
                 .await?;
             body = Box::pin(stream::once(async move { Ok(head) }).chain(body));
         }
@@ -177,7 +178,7 @@ impl Ingest {
         if offset > upload.offset && offset < length {
             self.ports
                 .uploads
-                .record_progress(id, offset, &outcome.staging, expires_at)
+                .record_progress(id, offset, &outcome.staging, expires_at, &fence)
                 .await?;
         }
         match outcome.stop {
@@ -205,7 +206,7 @@ impl Ingest {
         // the offset where it was: the client's resend from HEAD's offset completes.
         self.ports
             .uploads
-            .finalize_upload(id, &outcome.staging, now)
+            .finalize_upload(id, &outcome.staging, now, &fence)
             .await?;
         self.ports.job_signal.job_queued();
         tracing::info!(upload = %id, asset = %upload.asset_id, size = length, "upload finalised; processing queued");
@@ -240,7 +241,7 @@ impl Ingest {
         let purge = self
             .ports
             .uploads
-            .discard_upload(id, GoneReason::Terminated, None, at)
+            .discard_upload(id, GoneReason::Terminated, None, at, &lease.fence())
             .await;
         lease.release().await;
         let purge = purge?;

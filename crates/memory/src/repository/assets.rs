@@ -5,13 +5,18 @@ use time::OffsetDateTime;
 
 use roughy_app::ports::{AssetFilter, AssetRepo, GoneReason, Purge, RepoError};
 use roughy_app::{Page, PageRequest};
-use roughy_domain::{AccountId, Asset, AssetId, Upload};
+use roughy_domain::{AccountId, Asset, AssetId, AssetState, Upload};
 
 use super::{newest_first, MemoryRepository};
 
 #[async_trait]
 impl AssetRepo for MemoryRepository {
-    async fn create_asset(&self, asset: &Asset, upload: &Upload) -> Result<(), RepoError> {
+    async fn create_asset(
+        &self,
+        asset: &Asset,
+        upload: &Upload,
+        max_pending: u32,
+    ) -> Result<(), RepoError> {
         let mut state = self.state()?;
         let project_is_the_accounts = state
             .projects
@@ -38,6 +43,14 @@ impl AssetRepo for MemoryRepository {
                 "asset {} or upload {} already exists",
                 asset.id, upload.id
             )));
+        }
+        let pending = state
+            .assets
+            .values()
+            .filter(|a| a.account_id == asset.account_id && a.state == AssetState::PendingUpload)
+            .count();
+        if pending >= usize::try_from(max_pending).unwrap_or(usize::MAX) {
+            return Err(RepoError::TooManyPending);
         }
         state.assets.insert(asset.id.clone(), asset.clone());
         state.uploads.insert(upload.id.clone(), upload.clone());
@@ -92,5 +105,44 @@ impl AssetRepo for MemoryRepository {
             return Ok(None);
         }
         Ok(state.remove_asset(id, GoneReason::AssetDeleted, at))
+    }
+
+    async fn release_failed_bytes(
+        &self,
+        failed_before: OffsetDateTime,
+        _at: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Purge>, RepoError> {
+        let mut state = self.state()?;
+        let state = &mut *state;
+        let mut due: Vec<(OffsetDateTime, AssetId)> = state
+            .failed_at
+            .iter()
+            .filter(|(_, failed)| **failed < failed_before)
+            .map(|(id, failed)| (*failed, id.clone()))
+            .collect();
+        due.sort_unstable();
+        due.truncate(limit);
+        let mut purges = Vec::with_capacity(due.len());
+        for (_, id) in due {
+            state.failed_at.remove(&id);
+            let Some(asset) = state.assets.get(&id) else {
+                continue;
+            };
+            let staging = state
+                .uploads
+                .get(&asset.upload_id)
+                .map(|u| u.staging.clone())
+                .unwrap_or_default();
+            let purge = Purge {
+                asset_id: id,
+                upload_id: asset.upload_id.clone(),
+                staging,
+            };
+            // Recorded with the release, as a database transaction would.
+            state.purges.push(purge.clone());
+            purges.push(purge);
+        }
+        Ok(purges)
     }
 }

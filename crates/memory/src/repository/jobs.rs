@@ -110,6 +110,9 @@ impl JobRepo for MemoryRepository {
         }
         state.jobs.remove(asset_id);
         let new_state = asset.state;
+        if new_state == AssetState::Failed {
+            state.failed_at.insert(asset.id.clone(), at);
+        }
         state.assets.insert(asset.id.clone(), asset);
         Ok(Some(new_state))
     }
@@ -126,5 +129,19 @@ impl JobRepo for MemoryRepository {
             row.available_at = retry_at;
         }
         Ok(())
+    }
+
+    async fn renew_job(&self, job: &Job, until: OffsetDateTime) -> Result<bool, RepoError> {
+        let mut state = self.state()?;
+        let Some(lease) = state
+            .jobs
+            .get_mut(&job.asset.id)
+            .and_then(|row| row.lease.as_mut())
+            .filter(|lease| lease.token == job.lease)
+        else {
+            return Ok(false);
+        };
+        lease.until = until;
+        Ok(true)
     }
 }

@@ -17,7 +17,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use time::OffsetDateTime;
 
-use roughy_app::ports::{GoneReason, Purge, RepoError};
+use crate::InProcessUploadLocks;
+
+use roughy_app::ports::{GoneReason, Purge, RepoError, UploadFence};
 use roughy_app::{Cursor, Page, PageRequest};
 use roughy_domain::{
     Account, AccountId, ApiKey, ApiKeyId, Asset, AssetId, Credits, KeyHash, LedgerEntry, Project,
@@ -31,12 +33,36 @@ use roughy_domain::{
 #[derive(Clone, Default)]
 pub struct MemoryRepository {
     state: Arc<Mutex<State>>,
+    /// The upload locks whose fences writes under a lock are checked against.
+    locks: InProcessUploadLocks,
 }
 
 impl MemoryRepository {
-    /// An empty repository.
+    /// An empty repository, with its own upload locks.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty repository whose writes under an upload's lock are fenced by `locks`.
+    pub fn with_locks(locks: InProcessUploadLocks) -> Self {
+        Self {
+            state: Arc::default(),
+            locks,
+        }
+    }
+
+    /// The upload locks this repository fences writes with (hand them to `IngestPorts`).
+    pub fn locks(&self) -> InProcessUploadLocks {
+        self.locks.clone()
+    }
+
+    /// `LeaseLost` unless `fence` is the current holding of the upload's lock.
+    fn fenced(&self, id: &UploadId, fence: &UploadFence) -> Result<(), RepoError> {
+        if self.locks.holds(id, fence) {
+            Ok(())
+        } else {
+            Err(RepoError::LeaseLost)
+        }
     }
 
     /// Locks the state for one atomic operation.
@@ -77,6 +103,8 @@ struct State {
     purges: Vec<Purge>,
     /// Enqueue order of jobs (timestamps can tie).
     next_job_seq: u64,
+    /// When each `failed` asset failed, until its stored bytes are let go (the retention).
+    failed_at: HashMap<AssetId, OffsetDateTime>,
 }
 
 /// An account, its balance and its ledger. The balance is only changed by [`AccountRow::post`],
@@ -150,6 +178,7 @@ impl State {
     ) -> Option<Purge> {
         let asset = self.assets.remove(id)?;
         self.jobs.remove(id);
+        self.failed_at.remove(id);
         let staging = self
             .uploads
             .remove(&asset.upload_id)

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use roughy_app::ports::{GoneReason, Purge, RepoError, UploadLookup, UploadRepo};
+use roughy_app::ports::{GoneReason, Purge, RepoError, UploadFence, UploadLookup, UploadRepo};
 use roughy_domain::{AccountId, MediaFormat, Staging, Upload, UploadId, UploadState};
 
 use super::{conflict, JobRow, MemoryRepository};
@@ -46,8 +46,10 @@ impl UploadRepo for MemoryRepository {
         id: &UploadId,
         format: MediaFormat,
         staging: &Staging,
+        fence: &UploadFence,
     ) -> Result<(), RepoError> {
         let mut state = self.state()?;
+        self.fenced(id, fence)?;
         let state = &mut *state;
         let upload = active(&mut state.uploads, id)?;
         let asset = state
@@ -70,8 +72,10 @@ impl UploadRepo for MemoryRepository {
         offset: u64,
         staging: &Staging,
         expires_at: OffsetDateTime,
+        fence: &UploadFence,
     ) -> Result<(), RepoError> {
         let mut state = self.state()?;
+        self.fenced(id, fence)?;
         let upload = active(&mut state.uploads, id)?;
         // A refused transition leaves the upload as it was, so it may run in place.
         upload
@@ -84,8 +88,10 @@ impl UploadRepo for MemoryRepository {
         id: &UploadId,
         staging: &Staging,
         at: OffsetDateTime,
+        fence: &UploadFence,
     ) -> Result<(), RepoError> {
         let mut state = self.state()?;
+        self.fenced(id, fence)?;
         let state = &mut *state;
         let upload = active(&mut state.uploads, id)?;
         let asset = state
@@ -120,8 +126,10 @@ impl UploadRepo for MemoryRepository {
         reason: GoneReason,
         expired_before: Option<OffsetDateTime>,
         at: OffsetDateTime,
+        fence: &UploadFence,
     ) -> Result<Option<Purge>, RepoError> {
         let mut state = self.state()?;
+        self.fenced(id, fence)?;
         let Ok(upload) = active(&mut state.uploads, id) else {
             return Ok(None);
         };

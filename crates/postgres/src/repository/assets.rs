@@ -7,17 +7,22 @@ use time::OffsetDateTime;
 
 use roughy_app::ports::{AssetFilter, AssetRepo, GoneReason, Purge, RepoError};
 use roughy_app::{Cursor, Page, PageRequest};
-use roughy_domain::{AccountId, Asset, AssetId, Upload};
+use roughy_domain::{AccountId, Asset, AssetId, AssetState, Upload};
 
-use super::{bury, stagings_of, Deleted, PgRepository};
+use super::{bury, record_purges, stagings_of, Deleted, PgRepository};
 use crate::error::{db_error, StoreError};
 use crate::rows::{overfetch, AssetRow, UploadRow};
-use crate::schema::{assets, upload_tombstones, uploads};
+use crate::schema::{accounts, assets, upload_tombstones, uploads};
 
 #[async_trait]
 impl AssetRepo for PgRepository {
     #[tracing::instrument(skip_all, fields(asset = %asset.id, project = %asset.project_id))]
-    async fn create_asset(&self, asset: &Asset, upload: &Upload) -> Result<(), RepoError> {
+    async fn create_asset(
+        &self,
+        asset: &Asset,
+        upload: &Upload,
+        max_pending: u32,
+    ) -> Result<(), RepoError> {
         if upload.id != asset.upload_id
             || upload.asset_id != asset.id
             || upload.account_id != asset.account_id
@@ -31,6 +36,27 @@ impl AssetRepo for PgRepository {
         let upload_row = UploadRow::try_from(upload)?;
         let mut conn = self.conn().await?;
         conn.transaction::<_, StoreError, _>(async |conn| {
+            // Creates of one account take turns on its row, so the count below cannot be
+            // overtaken by a concurrent create (the limit holds exactly).
+            let account: Option<String> = accounts::table
+                .find(asset.account_id.as_str())
+                .select(accounts::id)
+                .for_no_key_update()
+                .first(conn)
+                .await
+                .optional()?;
+            if account.is_none() {
+                return Err(RepoError::NotFound.into());
+            }
+            let pending: i64 = assets::table
+                .filter(assets::account_id.eq(asset.account_id.as_str()))
+                .filter(assets::state.eq(AssetState::PendingUpload.as_str()))
+                .count()
+                .get_result(conn)
+                .await?;
+            if pending >= i64::from(max_pending) {
+                return Err(RepoError::TooManyPending.into());
+            }
             // A project that is not the asset's account's fails the (project_id, account_id)
             // foreign key: `NotFound`. Inserting first keeps that answer ahead of a conflict.
             diesel::insert_into(assets::table)
@@ -143,5 +169,49 @@ impl AssetRepo for PgRepository {
             })
             .await?;
         Ok(purge)
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn release_failed_bytes(
+        &self,
+        failed_before: OffsetDateTime,
+        at: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Purge>, RepoError> {
+        let mut conn = self.conn().await?;
+        let purges = conn
+            .transaction::<_, StoreError, _>(async |conn| {
+                // Another process releasing at the same time skips the rows locked here.
+                let due: Vec<(String, String)> = assets::table
+                    .filter(assets::state.eq(AssetState::Failed.as_str()))
+                    .filter(assets::bytes_purged_at.is_null())
+                    .filter(assets::failed_at.lt(failed_before))
+                    .order(assets::failed_at.asc())
+                    .select((assets::id, assets::upload_id))
+                    .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .for_update()
+                    .skip_locked()
+                    .load(conn)
+                    .await?;
+                if due.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let ids: Vec<&str> = due.iter().map(|(id, _)| id.as_str()).collect();
+                diesel::update(assets::table.filter(assets::id.eq_any(&ids)))
+                    .set(assets::bytes_purged_at.eq(at))
+                    .execute(conn)
+                    .await?;
+                let stagings = stagings_of(conn, &ids).await?;
+                let entries: Vec<_> = due
+                    .iter()
+                    .map(|(asset, upload)| {
+                        let staging = stagings.get(upload).map_or("", String::as_str);
+                        (asset.as_str(), upload.as_str(), staging)
+                    })
+                    .collect();
+                record_purges(conn, &entries, at).await
+            })
+            .await?;
+        Ok(purges)
     }
 }

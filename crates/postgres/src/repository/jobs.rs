@@ -147,6 +147,13 @@ impl JobRepo for PgRepository {
                     .set(AssetChanges::try_from(&asset)?)
                     .execute(conn)
                     .await?;
+                if asset.state == AssetState::Failed {
+                    // The start of the failed-bytes retention.
+                    diesel::update(assets::table.find(asset_id))
+                        .set(assets::failed_at.eq(at))
+                        .execute(conn)
+                        .await?;
+                }
                 diesel::delete(jobs::table.find(asset_id))
                     .execute(conn)
                     .await?;
@@ -174,5 +181,20 @@ impl JobRepo for PgRepository {
         .await
         .map_err(db_error)?;
         Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(asset = %job.asset.id))]
+    async fn renew_job(&self, job: &Job, until: OffsetDateTime) -> Result<bool, RepoError> {
+        let mut conn = self.conn().await?;
+        let renewed = diesel::update(
+            jobs::table
+                .find(job.asset.id.as_str())
+                .filter(jobs::lease_token.eq(&job.lease)),
+        )
+        .set(jobs::leased_until.eq(until))
+        .execute(&mut conn)
+        .await
+        .map_err(db_error)?;
+        Ok(renewed > 0)
     }
 }

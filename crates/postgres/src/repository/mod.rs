@@ -229,6 +229,35 @@ struct NewPurge<'a> {
     staging: &'a str,
 }
 
+/// Records purges of `(asset id, upload id, staging)` in the outbox, in the caller's
+/// transaction, and returns them.
+async fn record_purges(
+    conn: &mut AsyncPgConnection,
+    entries: &[(&str, &str, &str)],
+    at: OffsetDateTime,
+) -> Result<Vec<Purge>, StoreError> {
+    let rows: Vec<_> = entries
+        .iter()
+        .map(|&(asset_id, upload_id, staging)| NewPurge {
+            asset_id,
+            upload_id,
+            created_at: at,
+            staging,
+        })
+        .collect();
+    diesel::insert_into(purge_outbox::table)
+        .values(&rows)
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    entries
+        .iter()
+        .map(|&(asset, upload, staging)| {
+            purge(asset.to_owned(), upload.to_owned(), staging.to_owned()).map_err(StoreError::from)
+        })
+        .collect()
+}
+
 /// What a deletion of assets returns: `(asset id, account id, upload id)` of each.
 type Deleted = Vec<(String, String, String)>;
 
@@ -283,25 +312,9 @@ async fn bury(
         ))
         .execute(conn)
         .await?;
-    let purges: Vec<_> = deleted
+    let entries: Vec<_> = deleted
         .iter()
-        .map(|(asset, _, upload)| NewPurge {
-            asset_id: asset,
-            upload_id: upload,
-            created_at: at,
-            staging: staging_of(upload),
-        })
+        .map(|(asset, _, upload)| (asset.as_str(), upload.as_str(), staging_of(upload)))
         .collect();
-    diesel::insert_into(purge_outbox::table)
-        .values(&purges)
-        .on_conflict_do_nothing()
-        .execute(conn)
-        .await?;
-    deleted
-        .into_iter()
-        .map(|(asset, _, upload)| {
-            let staging = staging_of(&upload).to_owned();
-            purge(asset, upload, staging).map_err(StoreError::from)
-        })
-        .collect()
+    record_purges(conn, &entries, at).await
 }

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use time::OffsetDateTime;
 
-use roughy_app::ports::{GoneReason, Purge, RepoError, UploadLookup, UploadRepo};
+use roughy_app::ports::{GoneReason, Purge, RepoError, UploadFence, UploadLookup, UploadRepo};
 use roughy_domain::{AccountId, Asset, MediaFormat, Staging, Upload, UploadId, UploadState};
 
 use super::{bury, Deleted, PgRepository};
@@ -14,7 +14,7 @@ use crate::error::{conflict, db_error, StoreError};
 use crate::rows::{
     parse_gone_reason, stored_id, upload_state_name, AssetChanges, AssetRow, UploadRow,
 };
-use crate::schema::{assets, jobs, upload_tombstones, uploads};
+use crate::schema::{assets, jobs, upload_locks, upload_tombstones, uploads};
 
 /// The stored name of the active state.
 fn active() -> &'static str {
@@ -32,6 +32,28 @@ async fn lock_active(conn: &mut AsyncPgConnection, id: &UploadId) -> Result<Uplo
         .await
         .optional()?;
     Ok(Upload::try_from(row.ok_or(RepoError::NotFound)?)?)
+}
+
+/// `LeaseLost` unless `fence` still holds the upload's lock. The lock row is locked `FOR SHARE`
+/// until the transaction ends, so no takeover can commit between this check and the write.
+async fn check_fence(
+    conn: &mut AsyncPgConnection,
+    id: &UploadId,
+    fence: &UploadFence,
+) -> Result<(), StoreError> {
+    let held: Option<String> = upload_locks::table
+        .find(id.as_str())
+        .filter(upload_locks::holder.eq(&fence.holder))
+        .filter(upload_locks::generation.eq(fence.generation))
+        .select(upload_locks::upload_id)
+        .for_share()
+        .first(conn)
+        .await
+        .optional()?;
+    match held {
+        Some(_) => Ok(()),
+        None => Err(RepoError::LeaseLost.into()),
+    }
 }
 
 /// The upload's asset, locked.
@@ -111,9 +133,11 @@ impl UploadRepo for PgRepository {
         id: &UploadId,
         format: MediaFormat,
         staging: &Staging,
+        fence: &UploadFence,
     ) -> Result<(), RepoError> {
         let mut conn = self.conn().await?;
         conn.transaction::<_, StoreError, _>(async |conn| {
+            check_fence(conn, id, fence).await?;
             let mut upload = lock_active(conn, id).await?;
             let mut asset = lock_asset(conn, &upload).await?;
             upload.stage(staging.clone()).map_err(conflict)?;
@@ -135,9 +159,11 @@ impl UploadRepo for PgRepository {
         offset: u64,
         staging: &Staging,
         expires_at: OffsetDateTime,
+        fence: &UploadFence,
     ) -> Result<(), RepoError> {
         let mut conn = self.conn().await?;
         conn.transaction::<_, StoreError, _>(async |conn| {
+            check_fence(conn, id, fence).await?;
             let mut upload = lock_active(conn, id).await?;
             upload
                 .advance(offset, staging.clone(), expires_at)
@@ -154,9 +180,11 @@ impl UploadRepo for PgRepository {
         id: &UploadId,
         staging: &Staging,
         at: OffsetDateTime,
+        fence: &UploadFence,
     ) -> Result<(), RepoError> {
         let mut conn = self.conn().await?;
         conn.transaction::<_, StoreError, _>(async |conn| {
+            check_fence(conn, id, fence).await?;
             let mut upload = lock_active(conn, id).await?;
             let mut asset = lock_asset(conn, &upload).await?;
             upload.complete(staging.clone()).map_err(conflict)?;
@@ -188,10 +216,12 @@ impl UploadRepo for PgRepository {
         reason: GoneReason,
         expired_before: Option<OffsetDateTime>,
         at: OffsetDateTime,
+        fence: &UploadFence,
     ) -> Result<Option<Purge>, RepoError> {
         let mut conn = self.conn().await?;
         let purge = conn
             .transaction::<_, StoreError, _>(async |conn| {
+                check_fence(conn, id, fence).await?;
                 let upload = match lock_active(conn, id).await {
                     Ok(upload) => upload,
                     Err(StoreError::Repo(RepoError::NotFound)) => return Ok(None),
