@@ -291,3 +291,23 @@ async fn a_released_job_comes_back_at_its_retry_time() {
         Some(AssetState::PendingPayment)
     );
 }
+
+#[tokio::test]
+async fn a_renewed_lease_is_not_taken_over_and_a_lost_one_cannot_be_renewed() {
+    let w = World::new().await;
+    let account = w.account().await;
+    let project = w.project(&account, at(0)).await;
+    w.processing(&account, &project, at(1)).await;
+    let lease = Duration::minutes(1);
+    let job = w.repo.claim_job(at(10), lease).await.unwrap().unwrap();
+    assert!(w.repo.renew_job(&job, at(200)).await.unwrap());
+    assert_eq!(w.repo.claim_job(at(199), lease).await.unwrap(), None);
+
+    let taken = w.repo.claim_job(at(200), lease).await.unwrap().unwrap();
+    assert_eq!(taken.attempts, 1);
+    assert!(
+        !w.repo.renew_job(&job, at(400)).await.unwrap(),
+        "the old claim is lost"
+    );
+    assert!(w.repo.renew_job(&taken, at(400)).await.unwrap());
+}

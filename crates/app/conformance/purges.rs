@@ -22,7 +22,13 @@ async fn deletions_record_their_purges_until_marked_done() {
         .unwrap();
     let second = w
         .repo
-        .discard_upload(&discarded.upload_id, GoneReason::Terminated, None, at(5))
+        .discard_upload(
+            &discarded.upload_id,
+            GoneReason::Terminated,
+            None,
+            at(5),
+            &w.fence(&discarded.upload_id).await,
+        )
         .await
         .unwrap()
         .unwrap();

@@ -4,14 +4,21 @@
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
-use crate::adapter::{fresh_repository, Repo};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+
+use crate::adapter::{fresh_repository, locks_of, Repo};
 use roughy_app::ports::{
-    AccountRepo, AssetRepo, JobOutcome, JobRepo, ProjectRepo, UploadLookup, UploadRepo,
+    AccountRepo, AssetRepo, JobOutcome, JobRepo, ProjectRepo, UploadFence, UploadLease,
+    UploadLocks, UploadLookup, UploadRepo,
 };
 use roughy_app::PageRequest;
 use roughy_domain::{
     Account, AccountId, Asset, AssetState, DurationMs, LedgerEntry, MediaFormat, Project,
-    ProjectId, SizeBytes, Staging, Upload,
+    ProjectId, SizeBytes, Staging, Upload, UploadId,
 };
 
 /// `secs` seconds after a fixed instant.
@@ -35,16 +42,57 @@ pub fn minutes(n: u64) -> DurationMs {
 /// The declared size of every test upload.
 pub const SIZE: u64 = 1_000;
 
-/// A fresh repository of the adapter under test, and helpers over it.
-#[derive(Clone, Debug)]
+/// No limit on pending uploads (tests of the limit pass their own).
+pub const NO_LIMIT: u32 = u32::MAX;
+
+/// A fresh repository of the adapter under test, its upload locks, and helpers over them.
+#[derive(Clone)]
 pub struct World {
     pub repo: Repo,
+    /// The adapter's upload locks, whose fences its writes are checked against.
+    pub locks: Arc<dyn UploadLocks>,
+    /// Leases taken by [`World::fence`], held until the test ends.
+    held: Arc<Mutex<HashMap<UploadId, Box<dyn UploadLease>>>>,
+}
+
+impl fmt::Debug for World {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("World")
+            .field("repo", &self.repo)
+            .finish_non_exhaustive()
+    }
 }
 
 impl World {
     pub async fn new() -> Self {
+        Self::over(fresh_repository().await)
+    }
+
+    /// A world over a repository made elsewhere (e.g. with its own pool settings).
+    pub fn over(repo: Repo) -> Self {
         Self {
-            repo: fresh_repository().await,
+            locks: locks_of(&repo),
+            repo,
+            held: Arc::default(),
+        }
+    }
+
+    /// The fence of a lease on the upload, taken (and then kept for the rest of the test) the
+    /// first time: what a request writing to the upload would hold.
+    pub async fn fence(&self, id: &UploadId) -> UploadFence {
+        if let Some(lease) = self.held.lock().await.get(id) {
+            return lease.fence();
+        }
+        let lease = self.locks.acquire(id).await.expect("the lock is free");
+        let fence = lease.fence();
+        self.held.lock().await.insert(id.clone(), lease);
+        fence
+    }
+
+    /// Lets go of the lease [`World::fence`] took (as a finished request would).
+    pub async fn release(&self, id: &UploadId) {
+        if let Some(lease) = self.held.lock().await.remove(id) {
+            lease.release().await;
         }
     }
 
@@ -102,7 +150,7 @@ impl World {
     ) -> Asset {
         let (asset, upload) = self.draft(account, project, created);
         self.repo
-            .create_asset(&asset, &upload)
+            .create_asset(&asset, &upload, NO_LIMIT)
             .await
             .expect("the repository answers");
         asset
@@ -123,13 +171,24 @@ impl World {
     ) -> Asset {
         let asset = self.asset(account, project, created).await;
         self.repo
-            .identify_upload(&asset.upload_id, MediaFormat::Wav, &Staging::new("mpu-1"))
+            .identify_upload(
+                &asset.upload_id,
+                MediaFormat::Wav,
+                &Staging::new("mpu-1"),
+                &self.fence(&asset.upload_id).await,
+            )
             .await
             .expect("the repository answers");
         self.repo
-            .finalize_upload(&asset.upload_id, &Self::final_staging(), created)
+            .finalize_upload(
+                &asset.upload_id,
+                &Self::final_staging(),
+                created,
+                &self.fence(&asset.upload_id).await,
+            )
             .await
             .expect("the repository answers");
+        self.release(&asset.upload_id).await;
         self.get(&asset).await
     }
 

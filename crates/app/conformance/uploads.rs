@@ -44,12 +44,19 @@ async fn an_upload_is_live_for_its_owner_and_unknown_to_anyone_else() {
 #[tokio::test]
 async fn progress_moves_the_offset_and_expiry_of_an_active_upload_only() {
     let w = World::new().await;
+    let unknown = UploadId::generate();
     let account = w.account().await;
     let project = w.project(&account, at(0)).await;
     let asset = w.asset(&account, &project, at(1)).await;
 
     w.repo
-        .record_progress(&asset.upload_id, 100, &staging("parts=1"), at(500))
+        .record_progress(
+            &asset.upload_id,
+            100,
+            &staging("parts=1"),
+            at(500),
+            &w.fence(&asset.upload_id).await,
+        )
         .await
         .unwrap();
     let upload = w.upload(&asset).await;
@@ -57,7 +64,13 @@ async fn progress_moves_the_offset_and_expiry_of_an_active_upload_only() {
     assert_eq!(upload.staging, staging("parts=1"));
     assert!(matches!(
         w.repo
-            .record_progress(&asset.upload_id, SIZE + 1, &staging("parts=9"), at(501))
+            .record_progress(
+                &asset.upload_id,
+                SIZE + 1,
+                &staging("parts=9"),
+                at(501),
+                &w.fence(&asset.upload_id).await
+            )
             .await,
         Err(RepoError::Conflict(_))
     ));
@@ -68,7 +81,13 @@ async fn progress_moves_the_offset_and_expiry_of_an_active_upload_only() {
     );
     assert!(matches!(
         w.repo
-            .record_progress(&UploadId::generate(), 1, &staging("x"), at(501))
+            .record_progress(
+                &unknown,
+                1,
+                &staging("x"),
+                at(501),
+                &w.fence(&unknown).await
+            )
             .await,
         Err(RepoError::NotFound)
     ));
@@ -77,18 +96,29 @@ async fn progress_moves_the_offset_and_expiry_of_an_active_upload_only() {
 #[tokio::test]
 async fn identify_records_the_format_while_the_upload_is_active() {
     let w = World::new().await;
+    let unknown = UploadId::generate();
     let account = w.account().await;
     let project = w.project(&account, at(0)).await;
     let asset = w.asset(&account, &project, at(1)).await;
 
     w.repo
-        .identify_upload(&asset.upload_id, MediaFormat::Mkv, &staging("mpu-1"))
+        .identify_upload(
+            &asset.upload_id,
+            MediaFormat::Mkv,
+            &staging("mpu-1"),
+            &w.fence(&asset.upload_id).await,
+        )
         .await
         .unwrap();
     assert_eq!(w.get(&asset).await.format, Some(MediaFormat::Mkv));
     assert!(matches!(
         w.repo
-            .identify_upload(&UploadId::generate(), MediaFormat::Wav, &staging("mpu-2"))
+            .identify_upload(
+                &unknown,
+                MediaFormat::Wav,
+                &staging("mpu-2"),
+                &w.fence(&unknown).await
+            )
             .await,
         Err(RepoError::NotFound)
     ));
@@ -104,7 +134,12 @@ async fn finalising_completes_the_upload_moves_the_asset_and_queues_a_job() {
     // The domain refuses to finish an unidentified upload; nothing changes.
     assert!(matches!(
         w.repo
-            .finalize_upload(&asset.upload_id, &staging("final"), at(2))
+            .finalize_upload(
+                &asset.upload_id,
+                &staging("final"),
+                at(2),
+                &w.fence(&asset.upload_id).await
+            )
             .await,
         Err(RepoError::Conflict(_))
     ));
@@ -119,15 +154,31 @@ async fn finalising_completes_the_upload_moves_the_asset_and_queues_a_job() {
     );
 
     w.repo
-        .identify_upload(&asset.upload_id, MediaFormat::Wav, &staging("mpu-1"))
+        .identify_upload(
+            &asset.upload_id,
+            MediaFormat::Wav,
+            &staging("mpu-1"),
+            &w.fence(&asset.upload_id).await,
+        )
         .await
         .unwrap();
     w.repo
-        .record_progress(&asset.upload_id, 600, &staging("mpu-1;1"), at(3))
+        .record_progress(
+            &asset.upload_id,
+            600,
+            &staging("mpu-1;1"),
+            at(3),
+            &w.fence(&asset.upload_id).await,
+        )
         .await
         .unwrap();
     w.repo
-        .finalize_upload(&asset.upload_id, &staging("mpu-1;1;2"), at(4))
+        .finalize_upload(
+            &asset.upload_id,
+            &staging("mpu-1;1;2"),
+            at(4),
+            &w.fence(&asset.upload_id).await,
+        )
         .await
         .unwrap();
     let upload = w.upload(&asset).await;
@@ -141,19 +192,35 @@ async fn finalising_completes_the_upload_moves_the_asset_and_queues_a_job() {
     // No longer active: every upload write refuses.
     assert!(matches!(
         w.repo
-            .finalize_upload(&asset.upload_id, &staging("again"), at(5))
+            .finalize_upload(
+                &asset.upload_id,
+                &staging("again"),
+                at(5),
+                &w.fence(&asset.upload_id).await
+            )
             .await,
         Err(RepoError::NotFound)
     ));
     assert!(matches!(
         w.repo
-            .record_progress(&asset.upload_id, SIZE - 1, &staging("again"), at(5))
+            .record_progress(
+                &asset.upload_id,
+                SIZE - 1,
+                &staging("again"),
+                at(5),
+                &w.fence(&asset.upload_id).await
+            )
             .await,
         Err(RepoError::NotFound)
     ));
     assert!(matches!(
         w.repo
-            .identify_upload(&asset.upload_id, MediaFormat::Mp3, &staging("again"))
+            .identify_upload(
+                &asset.upload_id,
+                MediaFormat::Mp3,
+                &staging("again"),
+                &w.fence(&asset.upload_id).await
+            )
             .await,
         Err(RepoError::NotFound)
     ));
@@ -197,7 +264,13 @@ async fn discarding_an_active_upload_deletes_its_asset_and_leaves_a_tombstone() 
 
         let purge = w
             .repo
-            .discard_upload(&asset.upload_id, reason, None, at(2))
+            .discard_upload(
+                &asset.upload_id,
+                reason,
+                None,
+                at(2),
+                &w.fence(&asset.upload_id).await,
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -226,7 +299,13 @@ async fn discarding_an_active_upload_deletes_its_asset_and_leaves_a_tombstone() 
         );
         assert_eq!(
             w.repo
-                .discard_upload(&asset.upload_id, reason, None, at(3))
+                .discard_upload(
+                    &asset.upload_id,
+                    reason,
+                    None,
+                    at(3),
+                    &w.fence(&asset.upload_id).await
+                )
                 .await
                 .unwrap(),
             None,
@@ -244,7 +323,13 @@ async fn a_completed_upload_is_never_discarded() {
 
     assert_eq!(
         w.repo
-            .discard_upload(&asset.upload_id, GoneReason::Terminated, None, at(2))
+            .discard_upload(
+                &asset.upload_id,
+                GoneReason::Terminated,
+                None,
+                at(2),
+                &w.fence(&asset.upload_id).await
+            )
             .await
             .unwrap(),
         None
@@ -260,7 +345,13 @@ async fn an_expiry_discard_rechecks_the_expiry_atomically() {
     let project = w.project(&account, at(0)).await;
     let asset = w.asset(&account, &project, at(0)).await;
     w.repo
-        .record_progress(&asset.upload_id, 64, &staging("64"), at(10))
+        .record_progress(
+            &asset.upload_id,
+            64,
+            &staging("64"),
+            at(10),
+            &w.fence(&asset.upload_id).await,
+        )
         .await
         .unwrap();
 
@@ -270,7 +361,13 @@ async fn an_expiry_discard_rechecks_the_expiry_atomically() {
         let id = asset.upload_id.clone();
         async move {
             w.repo
-                .discard_upload(&id, GoneReason::Expired, Some(before), before)
+                .discard_upload(
+                    &id,
+                    GoneReason::Expired,
+                    Some(before),
+                    before,
+                    &w.fence(&id).await,
+                )
                 .await
                 .unwrap()
         }
@@ -282,7 +379,13 @@ async fn an_expiry_discard_rechecks_the_expiry_atomically() {
     );
     // A PATCH refreshed it after the reaper listed it.
     w.repo
-        .record_progress(&asset.upload_id, 128, &staging("128"), at(100))
+        .record_progress(
+            &asset.upload_id,
+            128,
+            &staging("128"),
+            at(100),
+            &w.fence(&asset.upload_id).await,
+        )
         .await
         .unwrap();
     assert_eq!(discard(at(11)).await, None);
@@ -306,29 +409,57 @@ async fn expired_uploads_lists_only_active_ones_past_their_expiry() {
     for secs in [30, 10, 20] {
         let asset = w.asset(&account, &project, at(0)).await;
         w.repo
-            .record_progress(&asset.upload_id, 64, &staging("64"), at(secs))
+            .record_progress(
+                &asset.upload_id,
+                64,
+                &staging("64"),
+                at(secs),
+                &w.fence(&asset.upload_id).await,
+            )
             .await
             .unwrap();
         expiring.push((secs, asset.upload_id));
     }
     let fresh = w.asset(&account, &project, at(0)).await;
     w.repo
-        .record_progress(&fresh.upload_id, 64, &staging("64"), at(1_000))
+        .record_progress(
+            &fresh.upload_id,
+            64,
+            &staging("64"),
+            at(1_000),
+            &w.fence(&fresh.upload_id).await,
+        )
         .await
         .unwrap();
     // Completed uploads never expire, however old their expiry.
     // (Identified first: staging is chosen before the first byte.)
     let done = w.asset(&account, &project, at(0)).await;
     w.repo
-        .identify_upload(&done.upload_id, MediaFormat::Wav, &staging("mpu"))
+        .identify_upload(
+            &done.upload_id,
+            MediaFormat::Wav,
+            &staging("mpu"),
+            &w.fence(&done.upload_id).await,
+        )
         .await
         .unwrap();
     w.repo
-        .record_progress(&done.upload_id, 64, &staging("mpu;64"), at(5))
+        .record_progress(
+            &done.upload_id,
+            64,
+            &staging("mpu;64"),
+            at(5),
+            &w.fence(&done.upload_id).await,
+        )
         .await
         .unwrap();
     w.repo
-        .finalize_upload(&done.upload_id, &staging("mpu;64;final"), at(6))
+        .finalize_upload(
+            &done.upload_id,
+            &staging("mpu;64;final"),
+            at(6),
+            &w.fence(&done.upload_id).await,
+        )
         .await
         .unwrap();
 
@@ -358,7 +489,13 @@ async fn pruning_forgets_old_tombstones_only() {
     let old = w.asset(&account, &project, at(0)).await;
     let recent = w.asset(&account, &project, at(0)).await;
     w.repo
-        .discard_upload(&old.upload_id, GoneReason::Terminated, None, at(10))
+        .discard_upload(
+            &old.upload_id,
+            GoneReason::Terminated,
+            None,
+            at(10),
+            &w.fence(&old.upload_id).await,
+        )
         .await
         .unwrap();
     w.repo
@@ -396,7 +533,12 @@ async fn identify_stores_the_staging_begun_and_progress_replaces_it() {
     );
 
     w.repo
-        .identify_upload(&asset.upload_id, MediaFormat::Flac, &staging("mpu-7"))
+        .identify_upload(
+            &asset.upload_id,
+            MediaFormat::Flac,
+            &staging("mpu-7"),
+            &w.fence(&asset.upload_id).await,
+        )
         .await
         .unwrap();
     let identified = w.upload(&asset).await;
@@ -406,13 +548,24 @@ async fn identify_stores_the_staging_begun_and_progress_replaces_it() {
     // A first chunk re-sent before any byte was durable identifies again with the same
     // staging: accepted.
     w.repo
-        .identify_upload(&asset.upload_id, MediaFormat::Flac, &staging("mpu-7"))
+        .identify_upload(
+            &asset.upload_id,
+            MediaFormat::Flac,
+            &staging("mpu-7"),
+            &w.fence(&asset.upload_id).await,
+        )
         .await
         .unwrap();
     assert_eq!(w.upload(&asset).await, identified);
 
     w.repo
-        .record_progress(&asset.upload_id, 300, &staging("mpu-7;1:e1"), at(50))
+        .record_progress(
+            &asset.upload_id,
+            300,
+            &staging("mpu-7;1:e1"),
+            at(50),
+            &w.fence(&asset.upload_id).await,
+        )
         .await
         .unwrap();
     let progressed = w.upload(&asset).await;
@@ -425,7 +578,13 @@ async fn identify_stores_the_staging_begun_and_progress_replaces_it() {
         (300, &staging("mpu-7;1:e1"), at(50))
     );
     w.repo
-        .record_progress(&asset.upload_id, 600, &staging("mpu-7;1:e1,2:e2"), at(60))
+        .record_progress(
+            &asset.upload_id,
+            600,
+            &staging("mpu-7;1:e1,2:e2"),
+            at(60),
+            &w.fence(&asset.upload_id).await,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -442,18 +601,34 @@ async fn staging_is_fixed_once_a_byte_is_stored() {
     let project = w.project(&account, at(0)).await;
     let asset = w.asset(&account, &project, at(1)).await;
     w.repo
-        .identify_upload(&asset.upload_id, MediaFormat::Wav, &staging("mpu-1"))
+        .identify_upload(
+            &asset.upload_id,
+            MediaFormat::Wav,
+            &staging("mpu-1"),
+            &w.fence(&asset.upload_id).await,
+        )
         .await
         .unwrap();
     w.repo
-        .record_progress(&asset.upload_id, 100, &staging("mpu-1;1"), at(50))
+        .record_progress(
+            &asset.upload_id,
+            100,
+            &staging("mpu-1;1"),
+            at(50),
+            &w.fence(&asset.upload_id).await,
+        )
         .await
         .unwrap();
     let (upload, stored) = (w.upload(&asset).await, w.get(&asset).await);
 
     assert!(matches!(
         w.repo
-            .identify_upload(&asset.upload_id, MediaFormat::Mp3, &staging("mpu-2"))
+            .identify_upload(
+                &asset.upload_id,
+                MediaFormat::Mp3,
+                &staging("mpu-2"),
+                &w.fence(&asset.upload_id).await
+            )
             .await,
         Err(RepoError::Conflict(_))
     ));
@@ -472,7 +647,13 @@ async fn progress_only_moves_forward_and_stays_below_the_length() {
     let project = w.project(&account, at(0)).await;
     let asset = w.asset(&account, &project, at(1)).await;
     w.repo
-        .record_progress(&asset.upload_id, 400, &staging("400"), at(50))
+        .record_progress(
+            &asset.upload_id,
+            400,
+            &staging("400"),
+            at(50),
+            &w.fence(&asset.upload_id).await,
+        )
         .await
         .unwrap();
     let upload = w.upload(&asset).await;
@@ -483,7 +664,13 @@ async fn progress_only_moves_forward_and_stays_below_the_length() {
         assert!(
             matches!(
                 w.repo
-                    .record_progress(&asset.upload_id, refused, &staging("refused"), at(99))
+                    .record_progress(
+                        &asset.upload_id,
+                        refused,
+                        &staging("refused"),
+                        at(99),
+                        &w.fence(&asset.upload_id).await
+                    )
                     .await,
                 Err(RepoError::Conflict(_))
             ),
@@ -500,7 +687,13 @@ async fn progress_only_moves_forward_and_stays_below_the_length() {
 
     // The last byte below the length is still progress.
     w.repo
-        .record_progress(&asset.upload_id, SIZE - 1, &staging("999"), at(60))
+        .record_progress(
+            &asset.upload_id,
+            SIZE - 1,
+            &staging("999"),
+            at(60),
+            &w.fence(&asset.upload_id).await,
+        )
         .await
         .unwrap();
     assert_eq!(w.upload(&asset).await.offset, SIZE - 1);
@@ -513,15 +706,31 @@ async fn the_claimed_job_carries_the_completed_upload_with_its_final_staging() {
     let project = w.project(&account, at(0)).await;
     let asset = w.asset(&account, &project, at(1)).await;
     w.repo
-        .identify_upload(&asset.upload_id, MediaFormat::Ogg, &staging("mpu-9"))
+        .identify_upload(
+            &asset.upload_id,
+            MediaFormat::Ogg,
+            &staging("mpu-9"),
+            &w.fence(&asset.upload_id).await,
+        )
         .await
         .unwrap();
     w.repo
-        .record_progress(&asset.upload_id, 500, &staging("mpu-9;1:a"), at(2))
+        .record_progress(
+            &asset.upload_id,
+            500,
+            &staging("mpu-9;1:a"),
+            at(2),
+            &w.fence(&asset.upload_id).await,
+        )
         .await
         .unwrap();
     w.repo
-        .finalize_upload(&asset.upload_id, &staging("mpu-9;1:a,2:b"), at(3))
+        .finalize_upload(
+            &asset.upload_id,
+            &staging("mpu-9;1:a,2:b"),
+            at(3),
+            &w.fence(&asset.upload_id).await,
+        )
         .await
         .unwrap();
 
@@ -562,27 +771,54 @@ async fn every_purge_carries_the_staging_of_its_upload() {
     // Discarded (terminated) after staging and progress.
     let discarded = w.asset(&account, &project, at(1)).await;
     w.repo
-        .identify_upload(&discarded.upload_id, MediaFormat::Wav, &staging("d"))
+        .identify_upload(
+            &discarded.upload_id,
+            MediaFormat::Wav,
+            &staging("d"),
+            &w.fence(&discarded.upload_id).await,
+        )
         .await
         .unwrap();
     w.repo
-        .record_progress(&discarded.upload_id, 100, &staging("d;1"), at(2))
+        .record_progress(
+            &discarded.upload_id,
+            100,
+            &staging("d;1"),
+            at(2),
+            &w.fence(&discarded.upload_id).await,
+        )
         .await
         .unwrap();
     // Expired after staging only (the first chunk's bytes never became durable).
     let expired = w.asset(&account, &project, at(1)).await;
     w.repo
-        .identify_upload(&expired.upload_id, MediaFormat::Wav, &staging("e"))
+        .identify_upload(
+            &expired.upload_id,
+            MediaFormat::Wav,
+            &staging("e"),
+            &w.fence(&expired.upload_id).await,
+        )
         .await
         .unwrap();
     // An asset deleted mid-upload.
     let deleted = w.asset(&account, &project, at(1)).await;
     w.repo
-        .identify_upload(&deleted.upload_id, MediaFormat::Mp3, &staging("a"))
+        .identify_upload(
+            &deleted.upload_id,
+            MediaFormat::Mp3,
+            &staging("a"),
+            &w.fence(&deleted.upload_id).await,
+        )
         .await
         .unwrap();
     w.repo
-        .record_progress(&deleted.upload_id, 200, &staging("a;1"), at(2))
+        .record_progress(
+            &deleted.upload_id,
+            200,
+            &staging("a;1"),
+            at(2),
+            &w.fence(&deleted.upload_id).await,
+        )
         .await
         .unwrap();
     // A project deleted with a completed upload in it.
@@ -596,7 +832,13 @@ async fn every_purge_carries_the_staging_of_its_upload() {
     let mut returned = Vec::new();
     returned.push(
         w.repo
-            .discard_upload(&discarded.upload_id, GoneReason::Terminated, None, at(3))
+            .discard_upload(
+                &discarded.upload_id,
+                GoneReason::Terminated,
+                None,
+                at(3),
+                &w.fence(&discarded.upload_id).await,
+            )
             .await
             .unwrap()
             .expect("discarded"),
@@ -608,6 +850,7 @@ async fn every_purge_carries_the_staging_of_its_upload() {
                 GoneReason::Expired,
                 Some(at(1_000_000)),
                 at(4),
+                &w.fence(&expired.upload_id).await,
             )
             .await
             .unwrap()
@@ -643,4 +886,66 @@ async fn every_purge_carries_the_staging_of_its_upload() {
         expected,
         "as recorded in the outbox"
     );
+}
+
+#[tokio::test]
+async fn a_writer_that_lost_its_lease_changes_nothing() {
+    let w = World::new().await;
+    let owner = w.account().await;
+    let project = w.project(&owner, at(0)).await;
+    let asset = w.asset(&owner, &project, at(1)).await;
+    let id = asset.upload_id.clone();
+    let late = w.fence(&id).await;
+    w.repo
+        .identify_upload(&id, MediaFormat::Wav, &staging("mpu-1"), &late)
+        .await
+        .unwrap();
+    // The first writer stalls; its lease goes, and a second writer takes the upload on.
+    w.release(&id).await;
+    let current = w.fence(&id).await;
+    assert_ne!(late, current);
+    w.repo
+        .record_progress(&id, 400, &staging("mpu-1;1"), at(50), &current)
+        .await
+        .unwrap();
+
+    // The late writer wakes up: each of its writes is refused and changes nothing.
+    assert!(matches!(
+        w.repo
+            .record_progress(&id, 200, &staging("late"), at(60), &late)
+            .await,
+        Err(RepoError::LeaseLost)
+    ));
+    assert!(matches!(
+        w.repo
+            .identify_upload(&id, MediaFormat::Mp3, &staging("late"), &late)
+            .await,
+        Err(RepoError::LeaseLost)
+    ));
+    assert!(matches!(
+        w.repo
+            .finalize_upload(&id, &staging("late"), at(60), &late)
+            .await,
+        Err(RepoError::LeaseLost)
+    ));
+    assert!(matches!(
+        w.repo
+            .discard_upload(&id, GoneReason::Terminated, None, at(60), &late)
+            .await,
+        Err(RepoError::LeaseLost)
+    ));
+    let upload = w.upload(&asset).await;
+    assert_eq!(upload.offset, 400);
+    assert_eq!(upload.staging, staging("mpu-1;1"));
+    assert_eq!(upload.expires_at, at(50));
+    assert_eq!(upload.state, UploadState::Active);
+    assert_eq!(w.get(&asset).await.format, Some(MediaFormat::Wav));
+    assert!(w.repo.pending_purges(10).await.unwrap().is_empty());
+
+    // The current writer goes on.
+    w.repo
+        .record_progress(&id, 500, &staging("mpu-1;1;2"), at(70), &current)
+        .await
+        .unwrap();
+    assert_eq!(w.upload(&asset).await.offset, 500);
 }

@@ -288,7 +288,9 @@ impl LocalBlobStore {
                 });
             }
             Ok(Err(OpenFailure::Io(e))) => write_failure(&e, format!("opening upload {id}: {e}")),
-            Err(join) => BlobError::Internal(format!("opening upload {id}: open task failed: {join}")),
+            Err(join) => {
+                BlobError::Internal(format!("opening upload {id}: open task failed: {join}"))
+            }
         };
         tracing::error!(upload = %id, error = %failure, "opening the part file failed");
         Err(AppendOutcome {
@@ -536,7 +538,9 @@ fn write_failure(e: &io::Error, message: String) -> BlobError {
     let full = matches!(
         e.kind(),
         io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
-    ) || e.raw_os_error().is_some_and(|code| NO_SPACE.contains(&code));
+    ) || e
+        .raw_os_error()
+        .is_some_and(|code| NO_SPACE.contains(&code));
     if full {
         BlobError::InsufficientStorage(message)
     } else {

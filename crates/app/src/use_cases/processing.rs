@@ -131,7 +131,8 @@ impl Ingest {
     async fn keep_leased(&self, job: &Job) {
         let lease = self.config.job_lease;
         let every = (lease / 3_i32).max(Duration::milliseconds(100));
-        let every = std::time::Duration::try_from(every).unwrap_or(std::time::Duration::from_secs(1));
+        let every =
+            std::time::Duration::try_from(every).unwrap_or(std::time::Duration::from_secs(1));
         loop {
             tokio::time::sleep(every).await;
             let until = self.ports.clock.now() + lease;

@@ -67,7 +67,10 @@ impl Ingest {
                 self.purge(purge).await;
             }
             if !released.is_empty() {
-                tracing::info!(count = released.len(), "stored bytes of failed assets past their retention purged");
+                tracing::info!(
+                    count = released.len(),
+                    "stored bytes of failed assets past their retention purged"
+                );
             }
             if released.len() < 100 {
                 break;

@@ -10,6 +10,11 @@ mod adapter {
     pub async fn fresh_repository() -> Repo {
         Repo::new()
     }
+
+    /// The upload locks the repository fences its writes with.
+    pub fn locks_of(repo: &Repo) -> std::sync::Arc<dyn roughy_app::ports::UploadLocks> {
+        std::sync::Arc::new(repo.locks())
+    }
 }
 
 mod locks;

@@ -16,11 +16,11 @@ use crate::cluster::{fresh_url, test_config};
 use crate::support::{at, minutes, World};
 
 async fn world_at(url: &str) -> World {
-    World {
-        repo: PgRepository::connect(&test_config(url.to_owned()))
+    World::over(
+        PgRepository::connect(&test_config(url.to_owned()))
             .await
             .expect("connects"),
-    }
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,9 +168,7 @@ async fn an_exhausted_pool_and_a_statement_timeout_are_unavailable_not_internal(
         statement_timeout: Duration::from_millis(500),
         ..PgConfig::new(url.clone())
     };
-    let w = World {
-        repo: PgRepository::connect(&config).await.unwrap(),
-    };
+    let w = World::over(PgRepository::connect(&config).await.unwrap());
     let account = w.account().await;
 
     // Another session holds the account row: a top-up waits on it with the pool's only

@@ -16,6 +16,11 @@ mod adapter {
     pub async fn fresh_repository() -> Repo {
         crate::cluster::fresh_repository().await
     }
+
+    /// Upload locks over the repository's database.
+    pub fn locks_of(repo: &Repo) -> std::sync::Arc<dyn roughy_app::ports::UploadLocks> {
+        std::sync::Arc::new(roughy_postgres::PgUploadLocks::new(repo))
+    }
 }
 
 mod cluster;
