@@ -96,7 +96,7 @@ async fn project_deleted_before_the_insert_answers_project_not_found() {
     h.assets
         .expect_create_asset()
         .times(1)
-        .returning(|_, _| Err(RepoError::NotFound));
+        .returning(|_, _, _| Err(RepoError::NotFound));
 
     let err = h
         .build()
@@ -116,7 +116,7 @@ async fn unavailable_repository_answers_unavailable() {
     h.assets
         .expect_create_asset()
         .times(1)
-        .returning(|_, _| Err(RepoError::Unavailable("pool timed out".into())));
+        .returning(|_, _, _| Err(RepoError::Unavailable("pool timed out".into())));
 
     let err = h
         .build()
@@ -159,7 +159,7 @@ async fn create_asset_stores_a_pending_asset_and_its_upload_together() {
     let (a, p) = (account.clone(), project.clone());
     h.assets
         .expect_create_asset()
-        .withf(move |asset: &Asset, upload: &Upload| {
+        .withf(move |asset: &Asset, upload: &Upload, _| {
             asset.account_id == a
                 && asset.project_id == p
                 && asset.state == AssetState::PendingUpload
@@ -180,7 +180,7 @@ async fn create_asset_stores_a_pending_asset_and_its_upload_together() {
                 && upload.staging.is_empty()
         })
         .times(1)
-        .returning(|_, _| Ok(()));
+        .returning(|_, _, _| Ok(()));
 
     let (asset, upload) = h
         .build()
@@ -196,6 +196,7 @@ async fn create_asset_stores_a_pending_asset_and_its_upload_together() {
 #[tokio::test]
 async fn deleting_an_asset_purges_its_staged_bytes_and_its_object() {
     let mut h = Harness::new();
+    h.uploads_unlocked();
     let (account, asset, upload) = (
         AccountId::generate(),
         AssetId::generate(),
@@ -241,6 +242,7 @@ async fn deleting_a_missing_asset_answers_not_found_and_purges_nothing() {
 #[tokio::test]
 async fn a_failed_purge_does_not_fail_the_delete() {
     let mut h = Harness::new();
+    h.uploads_unlocked();
     let purge = Purge {
         asset_id: AssetId::generate(),
         upload_id: UploadId::generate(),

@@ -25,9 +25,10 @@ use roughy_domain::{
 use super::{Ingest, IngestConfig, IngestPorts};
 use crate::clock::Clock;
 use crate::ports::{
-    BlobError, BlobReader, DownloadLinks, JobSignal, MockAccountRepo, MockAssetRepo, MockBlobStore,
-    MockJobRepo, MockMediaInspector, MockProjectRepo, MockPurgeQueue, MockUploadLocks,
-    MockUploadRepo, MockUploadSink, Purge, SignedDownload, UploadLease,
+    BlobError, BlobReader, DownloadLinks, JobSignal, MediaInspector, MockAccountRepo,
+    MockAssetRepo, MockBlobStore, MockJobRepo, MockMediaInspector, MockProjectRepo, MockPurgeQueue,
+    MockUploadLocks, MockUploadRepo, MockUploadSink, Purge, SignedDownload, UploadFence,
+    UploadLease,
 };
 
 /// The frozen "now" of every test (whole microseconds, so repositories' precision is a no-op).
@@ -37,6 +38,10 @@ const UPLOAD_TTL: Duration = Duration::hours(3);
 const DOWNLOAD_TTL: Duration = Duration::seconds(90);
 const JOB_LEASE: Duration = Duration::minutes(4);
 const JOB_RETRY_DELAY: Duration = Duration::seconds(7);
+const JOB_RETRY_MAX_DELAY: Duration = Duration::seconds(50);
+const JOB_MAX_ATTEMPTS: u32 = 5;
+const MAX_PENDING_UPLOADS: u32 = 17;
+const FAILED_RETENTION: Duration = Duration::days(3);
 
 fn config() -> IngestConfig {
     IngestConfig {
@@ -44,6 +49,10 @@ fn config() -> IngestConfig {
         download_ttl: DOWNLOAD_TTL,
         job_lease: JOB_LEASE,
         job_retry_delay: JOB_RETRY_DELAY,
+        job_retry_max_delay: JOB_RETRY_MAX_DELAY,
+        job_max_attempts: JOB_MAX_ATTEMPTS,
+        max_pending_uploads: MAX_PENDING_UPLOADS,
+        failed_retention: FAILED_RETENTION,
     }
 }
 
@@ -129,6 +138,13 @@ enum FakeLease {
 }
 
 impl UploadLease for FakeLease {
+    fn fence(&self) -> UploadFence {
+        UploadFence {
+            holder: "fake".into(),
+            generation: *self as i64,
+        }
+    }
+
     fn stop_requested(&self) -> BoxFuture<'static, ()> {
         match self {
             Self::Undisturbed => future::pending().boxed(),
@@ -175,6 +191,8 @@ struct Harness {
     sink: MockUploadSink,
     blobs: MockBlobStore,
     media: MockMediaInspector,
+    /// Replaces `media` when a test needs a probe that takes (virtual) time.
+    slow_media: Option<Arc<dyn MediaInspector>>,
     links: FakeLinks,
     journal: Journal,
 }
@@ -184,7 +202,15 @@ impl Harness {
         Self {
             accounts: MockAccountRepo::new(),
             projects: MockProjectRepo::new(),
-            assets: MockAssetRepo::new(),
+            assets: {
+                // The reaper asks for failed assets' bytes past the retention; by default
+                // there are none.
+                let mut assets = MockAssetRepo::new();
+                assets
+                    .expect_release_failed_bytes()
+                    .returning(|_, _, _| Ok(Vec::new()));
+                assets
+            },
             uploads: MockUploadRepo::new(),
             jobs: MockJobRepo::new(),
             purges: {
@@ -197,12 +223,25 @@ impl Harness {
             sink: MockUploadSink::new(),
             blobs: MockBlobStore::new(),
             media: MockMediaInspector::new(),
+            slow_media: None,
             links: FakeLinks {
                 authentic: true,
                 failure: None,
             },
             journal: Journal::default(),
         }
+    }
+
+    /// Every upload's lock is free: taking it (either way) succeeds, undisturbed.
+    fn uploads_unlocked(&mut self) {
+        self.locks.expect_try_acquire().returning(|_| {
+            Ok(Some(
+                Box::new(FakeLease::Undisturbed) as Box<dyn UploadLease>
+            ))
+        });
+        self.locks
+            .expect_acquire()
+            .returning(|_| Ok(Box::new(FakeLease::Undisturbed) as Box<dyn UploadLease>));
     }
 
     /// The use cases over these ports. The mocks verify their call counts when it is dropped.
@@ -217,7 +256,7 @@ impl Harness {
             locks: Arc::new(self.locks),
             sink: Arc::new(self.sink),
             blobs: Arc::new(self.blobs),
-            media: Arc::new(self.media),
+            media: self.slow_media.unwrap_or_else(|| Arc::new(self.media)),
             links: Arc::new(self.links),
             job_signal: Arc::new(RecordingSignal(self.journal)),
             clock: Arc::new(FixedClock(NOW)),

@@ -7,9 +7,17 @@ use roughy_domain::{
     Staging, Upload,
 };
 
-use super::{completed_upload, FakeReader, Harness, Journal, JOB_LEASE, JOB_RETRY_DELAY, NOW};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{
+    completed_upload, FakeReader, Harness, Journal, JOB_LEASE, JOB_MAX_ATTEMPTS, JOB_RETRY_DELAY,
+    JOB_RETRY_MAX_DELAY, NOW,
+};
 use crate::error::IngestError;
-use crate::ports::{BlobError, BlobReader, Job, JobOutcome, MediaInfo, ProbeError};
+use crate::ports::{BlobError, BlobReader, Job, JobOutcome, MediaInfo, MediaInspector, ProbeError};
+use crate::use_cases::processing::PROCESSING_FAILED;
 
 /// A claimed job for a `processing` asset sniffed as `sniffed`, with its completed upload.
 fn job(sniffed: Option<MediaFormat>) -> Job {
@@ -452,6 +460,158 @@ async fn unavailable_blob_store_at_completion_gives_the_job_back_for_a_retry() {
         .times(1)
         .returning(|_, _| Ok(()));
     h.jobs.expect_complete_job().never();
+
+    assert!(h.build().process_next_job().await.expect("ran"));
+}
+
+/// A job claimed `attempts` times before this claim.
+fn retried_job(attempts: u32) -> Job {
+    Job {
+        attempts,
+        ..job(Some(MediaFormat::Wav))
+    }
+}
+
+#[tokio::test]
+async fn each_retry_waits_twice_as_long_as_the_last_up_to_the_maximum() {
+    // Attempts 1..=4 of 5 give the job back; the waits double from the retry delay.
+    let cases = [
+        (0, JOB_RETRY_DELAY),
+        (1, JOB_RETRY_DELAY * 2),
+        (2, JOB_RETRY_DELAY * 4),
+        (3, JOB_RETRY_MAX_DELAY),
+    ];
+    assert!(
+        JOB_RETRY_DELAY * 8 > JOB_RETRY_MAX_DELAY,
+        "the last case is capped"
+    );
+    for (attempts, wait) in cases {
+        let mut h = Harness::new();
+        let job = retried_job(attempts);
+        expect_claim(&mut h, &job);
+        expect_object(&mut h, &job);
+        expect_probe(&mut h, MediaFormat::Wav, || {
+            Err(ProbeError::Transient("read timed out".into()))
+        });
+        let released = job.clone();
+        h.jobs
+            .expect_release_job()
+            .withf(move |j, retry_at| *j == released && *retry_at == NOW + wait)
+            .times(1)
+            .returning(|_, _| Ok(()));
+        h.jobs.expect_complete_job().never();
+        assert!(h.build().process_next_job().await.expect("ran"));
+    }
+}
+
+#[tokio::test]
+async fn a_transient_failure_on_the_last_attempt_fails_the_asset_uncharged() {
+    let mut h = Harness::new();
+    let job = retried_job(JOB_MAX_ATTEMPTS - 1);
+    expect_claim(&mut h, &job);
+    expect_object(&mut h, &job);
+    expect_probe(&mut h, MediaFormat::Wav, || {
+        Err(ProbeError::Transient("read timed out".into()))
+    });
+    let failed = JobOutcome::Failed(AssetFailure {
+        code: PROCESSING_FAILED.into(),
+        message: format!("the media could not be processed after {JOB_MAX_ATTEMPTS} attempts"),
+    });
+    expect_completion(&mut h, &job, failed, AssetState::Failed);
+
+    assert!(h.build().process_next_job().await.expect("ran"));
+}
+
+#[tokio::test]
+async fn a_job_whose_workers_kept_dying_fails_without_running_again() {
+    let mut h = Harness::new();
+    // Every earlier claim ended without settling or giving the job back.
+    let job = retried_job(JOB_MAX_ATTEMPTS);
+    expect_claim(&mut h, &job);
+    h.blobs.expect_complete_upload().never();
+    h.media.expect_probe().never();
+    let failed = JobOutcome::Failed(AssetFailure {
+        code: PROCESSING_FAILED.into(),
+        message: format!("the media could not be processed after {JOB_MAX_ATTEMPTS} attempts"),
+    });
+    expect_completion(&mut h, &job, failed, AssetState::Failed);
+
+    assert!(h.build().process_next_job().await.expect("ran"));
+}
+
+/// A probe that takes `takes` of (virtual) time, then measures one minute.
+#[derive(Debug)]
+struct SlowProbe {
+    takes: std::time::Duration,
+}
+
+#[async_trait]
+impl MediaInspector for SlowProbe {
+    fn sniff(&self, _head: &[u8]) -> Option<MediaFormat> {
+        Some(MediaFormat::Wav)
+    }
+
+    async fn probe(
+        &self,
+        _reader: Box<dyn BlobReader>,
+        sniffed: MediaFormat,
+    ) -> Result<MediaInfo, ProbeError> {
+        tokio::time::sleep(self.takes).await;
+        Ok(MediaInfo {
+            duration: DurationMs::from_millis(60_000),
+            format: sniffed,
+        })
+    }
+}
+
+/// The lease is four minutes; the probe takes `lease_multiple` leases.
+fn slow_probe(h: &mut Harness, lease_multiple: u32) {
+    let takes = std::time::Duration::try_from(JOB_LEASE * lease_multiple).expect("positive");
+    h.slow_media = Some(Arc::new(SlowProbe { takes }));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_probe_longer_than_the_lease_keeps_its_job_by_renewing_it() {
+    let mut h = Harness::new();
+    let job = job(Some(MediaFormat::Wav));
+    expect_claim(&mut h, &job);
+    expect_object(&mut h, &job);
+    slow_probe(&mut h, 3);
+    // Renewed every third of the lease while it runs: 8 renewals in 3 leases (the 9th tick
+    // comes with the probe's end).
+    let renewed = job.clone();
+    h.jobs
+        .expect_renew_job()
+        .withf(move |j, _| *j == renewed)
+        .times(8..=9)
+        .returning(|_, _| Ok(true));
+    expect_completion(
+        &mut h,
+        &job,
+        JobOutcome::Measured {
+            duration: DurationMs::from_millis(60_000),
+            format: None,
+        },
+        AssetState::Ready,
+    );
+
+    assert!(h.build().process_next_job().await.expect("ran"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_whose_lease_was_lost_stops_without_settling() {
+    let mut h = Harness::new();
+    let job = job(Some(MediaFormat::Wav));
+    expect_claim(&mut h, &job);
+    expect_object(&mut h, &job);
+    slow_probe(&mut h, 3);
+    // Taken over (or its asset deleted): the first renewal finds the claim gone.
+    h.jobs
+        .expect_renew_job()
+        .times(1)
+        .returning(|_, _| Ok(false));
+    h.jobs.expect_complete_job().never();
+    h.jobs.expect_release_job().never();
 
     assert!(h.build().process_next_job().await.expect("ran"));
 }

@@ -26,6 +26,7 @@ fn expect_prune(h: &mut Harness) {
 #[tokio::test]
 async fn expired_uploads_are_discarded_as_expired_only_if_still_expired_now() {
     let mut h = Harness::new();
+    h.uploads_unlocked();
     let ids: Vec<UploadId> = (0..3).map(|_| UploadId::generate()).collect();
     let listed = ids.clone();
     h.uploads
@@ -39,14 +40,14 @@ async fn expired_uploads_are_discarded_as_expired_only_if_still_expired_now() {
         let expected = id.clone();
         h.uploads
             .expect_discard_upload()
-            .withf(move |i, reason, before, at| {
+            .withf(move |i, reason, before, at, _| {
                 *i == expected
                     && *reason == GoneReason::Expired
                     && *before == Some(NOW)
                     && *at == NOW
             })
             .times(1)
-            .returning(move |_, _, _, _| Ok(Some(purge.clone())));
+            .returning(move |_, _, _, _, _| Ok(Some(purge.clone())));
     }
     expect_prune(&mut h);
 
@@ -56,6 +57,7 @@ async fn expired_uploads_are_discarded_as_expired_only_if_still_expired_now() {
 #[tokio::test]
 async fn upload_refreshed_meanwhile_is_neither_purged_nor_counted() {
     let mut h = Harness::new();
+    h.uploads_unlocked();
     let (expired, refreshed) = (UploadId::generate(), UploadId::generate());
     let listed = vec![expired.clone(), refreshed.clone()];
     h.uploads
@@ -67,19 +69,19 @@ async fn upload_refreshed_meanwhile_is_neither_purged_nor_counted() {
     let id = expired.clone();
     h.uploads
         .expect_discard_upload()
-        .withf(move |i, reason, before, _| {
+        .withf(move |i, reason, before, _, _| {
             *i == id && *reason == GoneReason::Expired && *before == Some(NOW)
         })
         .times(1)
-        .returning(move |_, _, _, _| Ok(Some(purge.clone())));
+        .returning(move |_, _, _, _, _| Ok(Some(purge.clone())));
     let id = refreshed.clone();
     h.uploads
         .expect_discard_upload()
-        .withf(move |i, reason, before, _| {
+        .withf(move |i, reason, before, _, _| {
             *i == id && *reason == GoneReason::Expired && *before == Some(NOW)
         })
         .times(1)
-        .returning(|_, _, _, _| Ok(None));
+        .returning(|_, _, _, _, _| Ok(None));
     expect_prune(&mut h);
 
     assert_eq!(h.build().reap_expired_uploads().await.expect("reaped"), 1);
@@ -88,6 +90,7 @@ async fn upload_refreshed_meanwhile_is_neither_purged_nor_counted() {
 #[tokio::test]
 async fn a_full_batch_is_followed_by_another_until_a_short_one() {
     let mut h = Harness::new();
+    h.uploads_unlocked();
     let first: Vec<UploadId> = (0..100).map(|_| UploadId::generate()).collect();
     let second = vec![UploadId::generate()];
     let mut batches = vec![second, first];
@@ -98,9 +101,9 @@ async fn a_full_batch_is_followed_by_another_until_a_short_one() {
         .returning(move |_, _| Ok(batches.pop().unwrap_or_default()));
     h.uploads
         .expect_discard_upload()
-        .withf(|_, reason, before, _| *reason == GoneReason::Expired && *before == Some(NOW))
+        .withf(|_, reason, before, _, _| *reason == GoneReason::Expired && *before == Some(NOW))
         .times(101)
-        .returning(|id, _, _, _| Ok(Some(purge_of(id))));
+        .returning(|id, _, _, _, _| Ok(Some(purge_of(id))));
     h.blobs
         .expect_abort_upload()
         .times(101)
@@ -190,4 +193,36 @@ async fn a_purge_whose_bytes_could_not_be_deleted_stays_in_the_outbox() {
     h.purges.expect_purge_done().never();
 
     h.build().reap_expired_uploads().await.expect("reaped");
+}
+
+#[tokio::test]
+async fn an_expired_upload_whose_patch_is_still_streaming_is_left_alone() {
+    let mut h = Harness::new();
+    let (streaming, idle) = (UploadId::generate(), UploadId::generate());
+    let listed = vec![streaming.clone(), idle.clone()];
+    h.uploads
+        .expect_expired_uploads()
+        .times(1)
+        .returning(move |_, _| Ok(listed.clone()));
+    // A PATCH holds the first upload's lock: the reaper neither waits for it nor asks it to
+    // stop, and never discards it.
+    let held = streaming.clone();
+    h.locks
+        .expect_try_acquire()
+        .withf(move |id| *id == held)
+        .times(1)
+        .returning(|_| Ok(None));
+    h.locks.expect_acquire().never();
+    h.uploads_unlocked();
+    let purge = purge_of(&idle);
+    h.expect_purge(&purge);
+    let discarded = idle.clone();
+    h.uploads
+        .expect_discard_upload()
+        .withf(move |i, _, _, _, _| *i == discarded)
+        .times(1)
+        .returning(move |_, _, _, _, _| Ok(Some(purge.clone())));
+    expect_prune(&mut h);
+
+    assert_eq!(h.build().reap_expired_uploads().await.expect("reaped"), 1);
 }

@@ -139,11 +139,11 @@ impl Case {
         self.h
             .uploads
             .expect_record_progress()
-            .withf(move |i, o, s, expires| {
+            .withf(move |i, o, s, expires, _| {
                 *i == id && *o == offset && *s == staging && *expires == NOW + UPLOAD_TTL
             })
             .times(1)
-            .returning(move |_, o, _, _| {
+            .returning(move |_, o, _, _, _| {
                 journal.push(format!("record_progress({o})"));
                 Ok(())
             });
@@ -641,11 +641,11 @@ async fn unsupported_first_chunk_discards_the_upload_and_purges_its_bytes() {
     case.h
         .uploads
         .expect_discard_upload()
-        .withf(move |i, reason, before, at| {
+        .withf(move |i, reason, before, at, _| {
             *i == expected_id && *reason == GoneReason::Rejected && before.is_none() && *at == NOW
         })
         .times(1)
-        .returning(move |_, _, _, _| Ok(Some(purge.clone())));
+        .returning(move |_, _, _, _, _| Ok(Some(purge.clone())));
     case.h.sink.expect_begin().never();
     case.h.uploads.expect_identify_upload().never();
     case.expect_no_append();
@@ -689,12 +689,12 @@ async fn supported_first_chunk_is_identified_and_staged_before_any_byte_is_store
     case.h
         .uploads
         .expect_identify_upload()
-        .withf(move |i, format, staging| {
+        .withf(move |i, format, staging, _| {
             *i == id && *format == MediaFormat::Wav && *staging == Staging::new("mpu-wav")
         })
         .times(1)
         .in_sequence(&mut seq)
-        .returning(move |_, _, _| {
+        .returning(move |_, _, _, _| {
             journal.push("identify_upload");
             Ok(())
         });
@@ -755,11 +755,11 @@ async fn a_first_chunk_resent_after_a_drop_that_stored_nothing_reuses_the_stagin
     case.h
         .uploads
         .expect_identify_upload()
-        .withf(move |i, format, staging| {
+        .withf(move |i, format, staging, _| {
             *i == id && *format == MediaFormat::Mp4 && *staging == Staging::new("mpu-earlier")
         })
         .times(1)
-        .returning(|_, _, _| Ok(()));
+        .returning(|_, _, _, _| Ok(()));
     case.expect_append(|received| {
         let offset = u64::try_from(received.len()).expect("small");
         AppendOutcome {
@@ -823,7 +823,7 @@ async fn sniffed_head_reaches_the_sink_in_order_followed_by_the_rest_of_the_body
         .uploads
         .expect_identify_upload()
         .times(1)
-        .returning(|_, _, _| Ok(()));
+        .returning(|_, _, _, _| Ok(()));
     let parts: Vec<Bytes> = (0u8..5).map(|i| bytes(50, i)).collect();
     let sent: Vec<u8> = parts.concat();
     let staged = Upload {
@@ -892,9 +892,9 @@ fn expect_finalisation(case: &mut Case, answer: fn() -> Result<(), RepoError>) {
     case.h
         .uploads
         .expect_finalize_upload()
-        .withf(move |i, s, at| *i == id && *s == staging && *at == NOW)
+        .withf(move |i, s, at, _| *i == id && *s == staging && *at == NOW)
         .times(1)
-        .returning(move |_, _, _| {
+        .returning(move |_, _, _, _| {
             let answer = answer();
             journal.push(match &answer {
                 Ok(()) => "finalize_upload",
@@ -955,11 +955,11 @@ async fn a_single_chunk_upload_is_sniffed_staged_stored_and_finalised_in_one_pat
     case.h
         .uploads
         .expect_identify_upload()
-        .withf(move |i, format, staging| {
+        .withf(move |i, format, staging, _| {
             *i == id && *format == MediaFormat::Mp3 && *staging == Staging::new("mpu-mp3")
         })
         .times(1)
-        .returning(|_, _, _| Ok(()));
+        .returning(|_, _, _, _| Ok(()));
     let staged = Upload {
         staging: Staging::new("mpu-mp3"),
         ..case.upload.clone()
@@ -1051,10 +1051,10 @@ async fn a_failed_finalising_commit_leaves_the_last_chunk_resendable_and_the_res
         let mut answer = Some(answer);
         h.uploads
             .expect_finalize_upload()
-            .withf(move |i, s, at| *i == id && *s == staged_to(LENGTH) && *at == NOW)
+            .withf(move |i, s, at, _| *i == id && *s == staged_to(LENGTH) && *at == NOW)
             .times(1)
             .in_sequence(&mut seq)
-            .returning(move |_, _, _| {
+            .returning(move |_, _, _, _| {
                 let answer = answer.take().expect("answered once");
                 seen.push(match &answer {
                     Ok(()) => "finalize_upload",
@@ -1272,12 +1272,12 @@ async fn terminating_a_pending_upload_stops_its_writer_discards_it_and_purges_it
     case.h
         .uploads
         .expect_discard_upload()
-        .withf(move |i, reason, before, at| {
+        .withf(move |i, reason, before, at, _| {
             *i == expected_id && *reason == GoneReason::Terminated && before.is_none() && *at == NOW
         })
         .times(1)
         .in_sequence(&mut seq)
-        .returning(move |_, _, _, _| Ok(Some(purge.clone())));
+        .returning(move |_, _, _, _, _| Ok(Some(purge.clone())));
 
     case.terminate().await.expect("terminated");
 }
@@ -1299,7 +1299,7 @@ async fn terminating_while_racing_with_finalisation_answers_upload_complete() {
         .uploads
         .expect_discard_upload()
         .times(1)
-        .returning(|_, _, _, _| Ok(None));
+        .returning(|_, _, _, _, _| Ok(None));
     case.h.expect_no_purge();
 
     let err = case.terminate().await.expect_err("finalised meanwhile");
