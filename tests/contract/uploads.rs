@@ -783,3 +783,195 @@ async fn a_failed_finalising_commit_is_completed_by_the_clients_resend() {
         .count();
     assert_eq!(charges, 1, "charged once");
 }
+
+/// A PATCH body the test feeds chunk by chunk: the sender, and the body to send.
+fn fed_body() -> (
+    futures::channel::mpsc::UnboundedSender<Result<Vec<u8>, std::io::Error>>,
+    reqwest::Body,
+) {
+    let (tx, rx) = futures::channel::mpsc::unbounded();
+    (tx, reqwest::Body::wrap_stream(rx))
+}
+
+#[tokio::test]
+async fn a_patch_still_streaming_when_its_expiry_passes_is_not_reaped() {
+    let app = TestApp::spawn().await;
+    let (t, id, url, bytes) = fresh_upload(&app, 2_000).await;
+    let (tx, body) = fed_body();
+    let patch = app
+        .tus(Method::PATCH, &url, &t.key)
+        .header("Content-Type", OCTETS)
+        .header("Upload-Offset", "0")
+        .body(body)
+        .send();
+    let patch = tokio::spawn(patch);
+    let half = bytes.len() / 2;
+    tx.unbounded_send(Ok(bytes[..half / 2].to_vec())).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The upload's expiry passes while its PATCH is still sending: it is not idle.
+    app.clock.advance(time::Duration::hours(49));
+    app.wait_reaper().await;
+    tx.unbounded_send(Ok(bytes[half / 2..half].to_vec())).unwrap();
+    app.wait_reaper().await;
+    drop(tx);
+    let r = patch.await.unwrap().unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(header_str(&r, "upload-offset"), half.to_string());
+    // The expiry moved on when the PATCH ended: the reaper leaves it alone from now on.
+    app.wait_reaper().await;
+    assert_eq!(app.offset(&t, &url).await, half as u64);
+    app.upload_from(&t, &url, &bytes, half, 100_000).await;
+    assert_eq!(download(&app, &t, &id).await, bytes);
+}
+
+#[tokio::test]
+async fn deleting_an_asset_stops_its_running_patch_and_purges_every_byte() {
+    let app = TestApp::spawn().await;
+    let (t, id, url, bytes) = fresh_upload(&app, 2_000).await;
+    let (tx, body) = fed_body();
+    let patch = tokio::spawn(
+        app.tus(Method::PATCH, &url, &t.key)
+            .header("Content-Type", OCTETS)
+            .header("Upload-Offset", "0")
+            .body(body)
+            .send(),
+    );
+    tx.unbounded_send(Ok(bytes[..bytes.len() / 2].to_vec()))
+        .unwrap();
+    // Until the first chunk's bytes are staged.
+    for _ in 0..50 {
+        if !stored(&app, &id, &url).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!stored(&app, &id, &url).is_empty(), "the PATCH is staging bytes");
+
+    let deleted = app
+        .req(Method::DELETE, &format!("/v1/assets/{id}"), &t.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    // The PATCH was asked to stop: it ends without the client ending its body, and not as a
+    // success.
+    let r = tokio::time::timeout(Duration::from_secs(10), patch)
+        .await
+        .expect("the PATCH stops")
+        .unwrap();
+    if let Ok(r) = r {
+        assert_ne!(r.status(), StatusCode::NO_CONTENT);
+    }
+    // Bytes sent after the delete are not staged again.
+    let _ = tx.unbounded_send(Ok(bytes[bytes.len() / 2..].to_vec()));
+    drop(tx);
+    app.wait_reaper().await;
+    assert_eq!(stored(&app, &id, &url), Vec::<PathBuf>::new());
+    assert_eq!(
+        error_code(app.get_asset_raw(&t, &id).await).await,
+        (StatusCode::NOT_FOUND, "not_found".into())
+    );
+    assert_eq!(app.head(&t, &url).await.status(), StatusCode::GONE);
+}
+
+/// A size-limited tmpfs mounted for one test, unmounted when dropped. Needs root (as CI runs).
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(bytes: u64) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount runs");
+        assert!(
+            status.success(),
+            "mounting a {bytes}-byte tmpfs failed ({status}): this test needs root"
+        );
+        Self { dir }
+    }
+
+    fn resize(&self, bytes: u64) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={bytes}")])
+            .arg(self.dir.path())
+            .status()
+            .expect("mount runs");
+        assert!(status.success(), "remounting failed ({status})");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_answers_507_keeps_the_offset_at_the_bytes_stored_and_resumes_once_space_is_back(
+) {
+    const MIB: u64 = 1024 * 1024;
+    let disk = SmallDisk::mount(3 * MIB);
+    // Local blobs on the small disk whatever the run's wiring (S3 does not fill up).
+    let wiring = match roughy_tests::Wiring::from_env() {
+        roughy_tests::Wiring::PostgresS3 => roughy_tests::Wiring::Postgres,
+        other => other,
+    };
+    let blobs = disk.dir.path().to_owned();
+    let app = TestApp::spawn_wired(wiring, |c| {
+        c.storage = roughy_server::StorageConfig::Local(blobs);
+    })
+    .await;
+    let t = app.tenant(100).await;
+    let project = app.project(&t).await;
+    // About 6 MiB of WAV (16,000 bytes a second): twice what the disk holds.
+    let bytes = wav(393_000, 8_000);
+    let (asset, url) = app.asset(&t, &project, bytes.len()).await;
+    let id = asset["id"].as_str().unwrap().to_owned();
+
+    let chunk = MIB as usize;
+    let mut offset = 0;
+    let mut refused = None;
+    while offset < bytes.len() {
+        let end = (offset + chunk).min(bytes.len());
+        let r = app
+            .patch(&t, &url, offset as u64, bytes[offset..end].to_vec())
+            .await;
+        if r.status() != StatusCode::NO_CONTENT {
+            refused = Some(error_code(r).await);
+            break;
+        }
+        offset = end;
+    }
+    assert_eq!(
+        refused,
+        Some((StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage".into())),
+        "a PATCH past the disk's size is refused"
+    );
+    let stored_offset = app.offset(&t, &url).await;
+    assert!(
+        stored_offset >= offset as u64 && stored_offset < bytes.len() as u64,
+        "HEAD {stored_offset}: at least the acknowledged {offset}, less than all"
+    );
+    let staged: u64 = roughy_tests::files_under(disk.dir.path())
+        .iter()
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    assert!(
+        staged >= stored_offset,
+        "the offset counts only stored bytes: {stored_offset} > {staged} on disk"
+    );
+    assert_eq!(app.get_asset(&t, &id).await["state"], "pending_upload");
+
+    // Space is back: the client resumes from HEAD's offset and completes.
+    disk.resize(32 * MIB);
+    app.upload_from(&t, &url, &bytes, stored_offset as usize, chunk)
+        .await;
+    assert_eq!(download(&app, &t, &id).await, bytes);
+}
