@@ -811,7 +811,8 @@ async fn a_patch_still_streaming_when_its_expiry_passes_is_not_reaped() {
     // The upload's expiry passes while its PATCH is still sending: it is not idle.
     app.clock.advance(time::Duration::hours(49));
     app.wait_reaper().await;
-    tx.unbounded_send(Ok(bytes[half / 2..half].to_vec())).unwrap();
+    tx.unbounded_send(Ok(bytes[half / 2..half].to_vec()))
+        .unwrap();
     app.wait_reaper().await;
     drop(tx);
     let r = patch.await.unwrap().unwrap();
@@ -845,7 +846,10 @@ async fn deleting_an_asset_stops_its_running_patch_and_purges_every_byte() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(!stored(&app, &id, &url).is_empty(), "the PATCH is staging bytes");
+    assert!(
+        !stored(&app, &id, &url).is_empty(),
+        "the PATCH is staging bytes"
+    );
 
     let deleted = app
         .req(Method::DELETE, &format!("/v1/assets/{id}"), &t.key)
@@ -951,7 +955,10 @@ async fn a_full_disk_answers_507_keeps_the_offset_at_the_bytes_stored_and_resume
     }
     assert_eq!(
         refused,
-        Some((StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage".into())),
+        Some((
+            StatusCode::INSUFFICIENT_STORAGE,
+            "insufficient_storage".into()
+        )),
         "a PATCH past the disk's size is refused"
     );
     let stored_offset = app.offset(&t, &url).await;

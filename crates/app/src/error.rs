@@ -6,7 +6,7 @@ use thiserror::Error;
 use roughy_domain::tus::PatchRefusal;
 use roughy_domain::ValueError;
 
-use crate::ports::{BlobError, LockError, RepoError};
+use crate::ports::{BlobError, Cause, LockError, RepoError};
 
 /// A use case's refusal or failure.
 #[derive(Debug, Error)]
@@ -68,7 +68,7 @@ pub enum IngestError {
     InvalidSignature,
     /// Storage is full: nothing more could be stored (what was acknowledged stays).
     #[error("insufficient storage: {0}")]
-    InsufficientStorage(String),
+    InsufficientStorage(#[source] Cause),
     /// The account has as many pending uploads as it may.
     #[error("the account already has {limit} pending uploads; finish or delete some first")]
     TooManyPendingUploads {
@@ -77,10 +77,14 @@ pub enum IngestError {
     },
     /// A dependency is unavailable; retry.
     #[error("service unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
+    /// A state conflict between requests (e.g. a race the store refused): retry after
+    /// reading the resource again.
+    #[error("conflict: {0}")]
+    Conflict(#[source] Cause),
     /// Anything else (logged; the client sees an opaque message).
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(#[source] Cause),
 }
 
 impl From<RepoError> for IngestError {
@@ -91,8 +95,11 @@ impl From<RepoError> for IngestError {
             RepoError::LeaseLost => Self::UploadLocked,
             // The use case that sets the limit answers it with the limit; this is the fallback.
             RepoError::TooManyPending => Self::TooManyPendingUploads { limit: 0 },
-            RepoError::Unavailable(m) => Self::Unavailable(m),
-            RepoError::Conflict(m) | RepoError::Internal(m) => Self::Internal(m),
+            RepoError::Unavailable(cause) => Self::Unavailable(cause),
+            // A state the store refused to change (a race between requests): the client can
+            // read again and retry, so it is theirs to hear (409), not a server fault.
+            RepoError::Conflict(cause) => Self::Conflict(cause),
+            RepoError::Internal(cause) => Self::Internal(cause),
         }
     }
 }
@@ -101,9 +108,9 @@ impl From<BlobError> for IngestError {
     fn from(e: BlobError) -> Self {
         match e {
             BlobError::NotFound => Self::NotFound,
-            BlobError::Unavailable(m) => Self::Unavailable(m),
-            BlobError::InsufficientStorage(m) => Self::InsufficientStorage(m),
-            BlobError::Internal(m) => Self::Internal(m),
+            BlobError::Unavailable(cause) => Self::Unavailable(cause),
+            BlobError::InsufficientStorage(cause) => Self::InsufficientStorage(cause),
+            BlobError::Internal(cause) => Self::Internal(cause),
         }
     }
 }
@@ -112,7 +119,7 @@ impl From<LockError> for IngestError {
     fn from(e: LockError) -> Self {
         match e {
             LockError::Locked => Self::UploadLocked,
-            LockError::Unavailable(m) => Self::Unavailable(m),
+            LockError::Unavailable(m) => Self::Unavailable(m.into()),
         }
     }
 }

@@ -30,6 +30,82 @@ use mockall::automock;
 // Errors at the seams
 // ---------------------------------------------------------------------------------------------
 
+/// What went wrong below a port: a message for the logs and, when there is one, the error it
+/// came from (so the one place that logs a failure can show the whole chain).
+#[derive(Debug)]
+pub struct Cause {
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl Cause {
+    /// A cause with a message only.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A cause that keeps the error it came from.
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// The message, without the sources.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The message followed by each source's, as `message: source: its source`, for logs.
+    pub fn chain(&self) -> String {
+        let mut chain = self.message.clone();
+        let mut next = std::error::Error::source(self);
+        while let Some(e) = next {
+            let text = e.to_string();
+            // Adapters often put the source's text in the message already.
+            if !chain.ends_with(&text) {
+                chain.push_str(": ");
+                chain.push_str(&text);
+            }
+            next = e.source();
+        }
+        chain
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<String> for Cause {
+    fn from(message: String) -> Self {
+        Self::new(message)
+    }
+}
+
+impl From<&str> for Cause {
+    fn from(message: &str) -> Self {
+        Self::new(message)
+    }
+}
+
 /// A repository failure, translated from the infrastructure at the adapter's seam.
 #[derive(Debug, Error)]
 pub enum RepoError {
@@ -38,10 +114,10 @@ pub enum RepoError {
     NotFound,
     /// A uniqueness or state conflict.
     #[error("conflict: {0}")]
-    Conflict(String),
+    Conflict(#[source] Cause),
     /// The store is unreachable or exhausted (pool timeout): retryable, 503.
     #[error("repository unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     /// A write under an upload's lock whose [`UploadFence`] no longer holds the lock (it was
     /// taken over as stale, or released): nothing was written.
     #[error("the upload's lock is no longer held by this writer")]
@@ -51,7 +127,7 @@ pub enum RepoError {
     TooManyPending,
     /// Anything else.
     #[error("repository failure: {0}")]
-    Internal(String),
+    Internal(#[source] Cause),
 }
 
 /// A blob storage failure.
@@ -62,13 +138,13 @@ pub enum BlobError {
     NotFound,
     /// The store is unreachable: retryable.
     #[error("blob storage unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     /// The store has no room left (a full disk, a quota): retryable once space is freed.
     #[error("blob storage is full: {0}")]
-    InsufficientStorage(String),
+    InsufficientStorage(#[source] Cause),
     /// Anything else (I/O errors included).
     #[error("blob storage failure: {0}")]
-    Internal(String),
+    Internal(#[source] Cause),
 }
 
 /// Why a request body stopped before its end.

@@ -19,7 +19,8 @@ use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore};
 use tokio::task::spawn_blocking;
 
 use roughy_app::ports::{
-    AppendOutcome, AppendStop, BlobError, BlobReader, BlobStore, BlobStream, ByteStream, UploadSink,
+    AppendOutcome, AppendStop, BlobError, BlobReader, BlobStore, BlobStream, ByteStream, Cause,
+    UploadSink,
 };
 use roughy_domain::{AssetId, MediaFormat, Staging, Upload, UploadId};
 
@@ -60,7 +61,7 @@ impl LocalBlobStore {
             fs::create_dir_all(dir).map_err(|e| io_failure("creating", dir, &e))?;
         }
         let objects = LocalFileSystem::new_with_prefix(&objects_dir)
-            .map_err(|e| BlobError::Internal(e.to_string()))?;
+            .map_err(|e| BlobError::Internal(e.to_string().into()))?;
         Ok(Self {
             root,
             uploads,
@@ -282,14 +283,14 @@ impl LocalBlobStore {
                     // The truth about what is stored, though less than the repository says.
                     offset: staged,
                     staging: Staging::default(),
-                    stop: Some(AppendStop::Storage(BlobError::Internal(format!(
-                        "upload {id}: {staged} bytes staged, {offset} expected"
-                    )))),
+                    stop: Some(AppendStop::Storage(BlobError::Internal(
+                        format!("upload {id}: {staged} bytes staged, {offset} expected").into(),
+                    ))),
                 });
             }
             Ok(Err(OpenFailure::Io(e))) => write_failure(&e, format!("opening upload {id}: {e}")),
             Err(join) => {
-                BlobError::Internal(format!("opening upload {id}: open task failed: {join}"))
+                BlobError::Internal(format!("opening upload {id}: open task failed: {join}").into())
             }
         };
         tracing::error!(upload = %id, error = %failure, "opening the part file failed");
@@ -448,10 +449,9 @@ impl BlobStore for LocalBlobStore {
             fs::remove_file(&probe).map_err(|e| io_failure("removing", &probe, &e))?;
             match fs::metadata(&objects) {
                 Ok(meta) if meta.is_dir() => Ok(()),
-                Ok(_) => Err(BlobError::Internal(format!(
-                    "{} is not a directory",
-                    objects.display()
-                ))),
+                Ok(_) => Err(BlobError::Internal(
+                    format!("{} is not a directory", objects.display()).into(),
+                )),
                 Err(e) => Err(io_failure("reading", &objects, &e)),
             }
         })
@@ -485,13 +485,13 @@ fn file_chunks(file: File, range: Range<u64>) -> BlobStream {
                 cursor
                     .file
                     .seek(SeekFrom::Start(cursor.pos))
-                    .map_err(|e| BlobError::Internal(format!("seeking an object: {e}")))?;
+                    .map_err(|e| BlobError::Internal(format!("seeking an object: {e}").into()))?;
                 cursor.positioned = true;
             }
             let mut chunk = vec![0; want];
             cursor.file.read_exact(&mut chunk).map_err(|e| {
                 // A short read means the object shrank under us (deleted and replaced).
-                BlobError::Internal(format!("reading an object: {e}"))
+                BlobError::Internal(format!("reading an object: {e}").into())
             })?;
             Ok((cursor, chunk))
         })
@@ -515,7 +515,7 @@ where
 {
     spawn_blocking(work)
         .await
-        .map_err(|e| BlobError::Internal(format!("blocking task failed: {e}")))?
+        .map_err(|e| BlobError::Internal(format!("blocking task failed: {e}").into()))?
 }
 
 /// `fsync`s a directory, making the names created or removed in it durable.
@@ -542,14 +542,14 @@ fn write_failure(e: &io::Error, message: String) -> BlobError {
         .raw_os_error()
         .is_some_and(|code| NO_SPACE.contains(&code));
     if full {
-        BlobError::InsufficientStorage(message)
+        BlobError::InsufficientStorage(message.into())
     } else {
-        BlobError::Internal(message)
+        BlobError::Internal(message.into())
     }
 }
 
 fn io_failure(doing: &str, path: &Path, e: &io::Error) -> BlobError {
-    BlobError::Internal(format!("{doing} {}: {e}", path.display()))
+    BlobError::Internal(format!("{doing} {}: {e}", path.display()).into())
 }
 
 fn not_found_or(e: &io::Error, doing: &str, path: &Path) -> BlobError {
@@ -563,7 +563,7 @@ fn not_found_or(e: &io::Error, doing: &str, path: &Path) -> BlobError {
 fn store_error(e: object_store::Error) -> BlobError {
     match e {
         object_store::Error::NotFound { .. } => BlobError::NotFound,
-        other => BlobError::Internal(other.to_string()),
+        other => BlobError::Internal(Cause::with_source("the local object store failed", other)),
     }
 }
 

@@ -44,7 +44,7 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use roughy_app::ports::{
-    AppendOutcome, AppendStop, BlobError, BlobReader, BlobStore, BlobStream, ByteStream,
+    AppendOutcome, AppendStop, BlobError, BlobReader, BlobStore, BlobStream, ByteStream, Cause,
     DownloadLinks, SignedDownload, UploadSink,
 };
 use roughy_domain::{AssetId, MediaFormat, Staging, Upload, UploadId};
@@ -259,7 +259,7 @@ struct MultipartState {
 impl MultipartState {
     fn parse(staging: &Staging) -> Result<Self, BlobError> {
         serde_json::from_str(staging.as_str())
-            .map_err(|e| BlobError::Internal(format!("unreadable staging state: {e}")))
+            .map_err(|e| BlobError::Internal(format!("unreadable staging state: {e}").into()))
     }
 
     fn staging(&self) -> Staging {
@@ -442,10 +442,13 @@ impl UploadSink for ObjectBlobStore {
         let end = upload.length.get();
         let limit = upload.remaining();
         if state.parts.len() as u64 != offset / part_size {
-            return failed(BlobError::Internal(format!(
-                "staging holds {} parts for offset {offset}",
-                state.parts.len()
-            )));
+            return failed(BlobError::Internal(
+                format!(
+                    "staging holds {} parts for offset {offset}",
+                    state.parts.len()
+                )
+                .into(),
+            ));
         }
         let path = self.object_path(&upload.asset_id);
         // Bytes of the current (unfinished) part: the stored tail, then the body.
@@ -457,10 +460,13 @@ impl UploadSink for ObjectBlobStore {
                 Ok(got) => match got.bytes().await {
                     Ok(tail) if tail.len() as u64 == tail_len => part.extend_from_slice(&tail),
                     Ok(tail) => {
-                        return failed(BlobError::Internal(format!(
-                            "the staged tail holds {} bytes, {tail_len} expected",
-                            tail.len()
-                        )))
+                        return failed(BlobError::Internal(
+                            format!(
+                                "the staged tail holds {} bytes, {tail_len} expected",
+                                tail.len()
+                            )
+                            .into(),
+                        ))
                     }
                     Err(e) => return failed(store_error(e)),
                 },
@@ -489,9 +495,9 @@ impl UploadSink for ObjectBlobStore {
                             false
                         }
                         Err(e) => {
-                            halt.get_or_insert(Halt::Storage(BlobError::Internal(format!(
-                                "part upload task failed: {e}"
-                            ))));
+                            halt.get_or_insert(Halt::Storage(BlobError::Internal(
+                                format!("part upload task failed: {e}").into(),
+                            )));
                             false
                         }
                     },
@@ -570,7 +576,7 @@ impl UploadSink for ObjectBlobStore {
                         offset_now = end;
                     }
                     Ok(Err(e)) => halt = Some(Halt::Storage(store_error(e))),
-                    Err(e) => halt = Some(Halt::Storage(BlobError::Internal(e.to_string()))),
+                    Err(e) => halt = Some(Halt::Storage(BlobError::Internal(e.to_string().into()))),
                 }
             } else {
                 let tail = self.tail_path(&upload.id, pending);
@@ -650,7 +656,7 @@ impl BlobStore for ObjectBlobStore {
         if !staging.is_empty() {
             let state = MultipartState::parse(staging)?;
             let key = Path::parse(&state.key)
-                .map_err(|e| BlobError::Internal(format!("bad staged key: {e}")))?;
+                .map_err(|e| BlobError::Internal(format!("bad staged key: {e}").into()))?;
             match self.store.abort_multipart(&key, &state.upload).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 // Some stores answer 403 rather than 404 for an upload already gone (completed
@@ -769,7 +775,7 @@ impl BlobStore for ObjectBlobStore {
             .list_with_delimiter(Some(&self.prefix))
             .await
             .map(drop)
-            .map_err(|e| BlobError::Unavailable(e.to_string()))
+            .map_err(|e| BlobError::Unavailable(e.to_string().into()))
     }
 }
 
@@ -883,6 +889,8 @@ impl DownloadLinks for PresignedLinks {
 fn store_error(e: object_store::Error) -> BlobError {
     match e {
         object_store::Error::NotFound { .. } => BlobError::NotFound,
-        other => BlobError::Unavailable(other.to_string()),
+        other => {
+            BlobError::Unavailable(Cause::with_source("the object store request failed", other))
+        }
     }
 }

@@ -173,15 +173,19 @@ impl From<IngestError> for ApiError {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_pending_uploads")
             }
             E::InsufficientStorage(cause) => {
-                tracing::error!(%cause, "storage is full");
+                tracing::error!(cause = %cause.chain(), "storage is full");
                 return Self::new(
                     StatusCode::INSUFFICIENT_STORAGE,
                     "insufficient_storage",
                     "storage is full; the bytes acknowledged are kept, resume later",
                 );
             }
+            E::Conflict(cause) => {
+                tracing::info!(cause = %cause.chain(), "state conflict");
+                (StatusCode::CONFLICT, "conflict")
+            }
             E::Unavailable(cause) => {
-                tracing::warn!(%cause, "dependency unavailable");
+                tracing::warn!(cause = %cause.chain(), "dependency unavailable");
                 return Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "service_unavailable",
@@ -189,7 +193,7 @@ impl From<IngestError> for ApiError {
                 );
             }
             E::Internal(cause) => {
-                tracing::error!(%cause, "internal error");
+                tracing::error!(cause = %cause.chain(), "internal error");
                 return Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal_error",

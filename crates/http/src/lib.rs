@@ -118,6 +118,58 @@ pub async fn json_utf8(
     Ok(res)
 }
 
+/// The id of one request: the client's `X-Request-Id` when it is a short printable token,
+/// else a new one. Every log line of the request carries it (a tracing span), and the
+/// response returns it in `X-Request-Id`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    /// The longest client-chosen id accepted.
+    pub const MAX_LEN: usize = 128;
+
+    /// The client's id if acceptable (1 to [`Self::MAX_LEN`] visible ASCII characters), else
+    /// a fresh random one.
+    pub fn from_client(header: Option<&header::HeaderValue>) -> Self {
+        let client = header
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= Self::MAX_LEN)
+            .filter(|v| v.bytes().all(|b| b.is_ascii_graphic()));
+        match client {
+            Some(id) => Self(id.to_owned()),
+            None => Self(roughy_domain::ids::random_base62(22)),
+        }
+    }
+}
+
+/// Middleware: gives the request its [`RequestId`], runs it inside a tracing span named
+/// `request` with the id, method and path, and returns the id in `X-Request-Id`.
+///
+/// # Errors
+/// Passes the inner service's errors through.
+pub async fn request_id(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    use actix_web::HttpMessage;
+    use tracing::Instrument;
+
+    let id = RequestId::from_client(req.headers().get("x-request-id"));
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id.0,
+        method = %req.method(),
+        path = %req.path()
+    );
+    req.extensions_mut().insert(id.clone());
+    let mut res = next.call(req).instrument(span).await?;
+    if let Ok(value) = header::HeaderValue::from_str(&id.0) {
+        res.headers_mut()
+            .insert(header::HeaderName::from_static("x-request-id"), value);
+    }
+    Ok(res)
+}
+
 /// The app-wide fallback: an unknown route is a JSON 404.
 pub async fn not_found() -> ApiError {
     ApiError::not_found()

@@ -4,7 +4,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::pooled_connection::deadpool::PoolError;
 use diesel_async::pooled_connection::PoolError as ManagerError;
 
-use roughy_app::ports::RepoError;
+use roughy_app::ports::{Cause, RepoError};
 
 /// What can go wrong inside one repository call: a database error or a refusal decided by the
 /// domain. `RepoError` and `diesel::result::Error` are both foreign to this crate, so this
@@ -40,13 +40,13 @@ impl From<StoreError> for RepoError {
 
 /// A refused lifecycle transition is a state conflict at the repository's seam.
 pub(crate) fn conflict(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Repo(RepoError::Conflict(e.to_string()))
+    StoreError::Repo(RepoError::Conflict(e.to_string().into()))
 }
 
 /// A row that does not convert back into a domain value: the schema's checks should make this
 /// impossible, so it is an internal failure, never a client error.
 pub(crate) fn corrupt(what: impl std::fmt::Display) -> RepoError {
-    RepoError::Internal(format!("corrupt row: {what}"))
+    RepoError::Internal(format!("corrupt row: {what}").into())
 }
 
 /// Translates a Diesel error.
@@ -55,24 +55,37 @@ pub(crate) fn corrupt(what: impl std::fmt::Display) -> RepoError {
 /// key: the parent row is missing). A lost connection, a statement timeout or a deadlock is
 /// worth retrying, so it is `Unavailable` (503), never a 500.
 pub(crate) fn db_error(e: DieselError) -> RepoError {
-    match e {
-        DieselError::NotFound => RepoError::NotFound,
+    /// What a Diesel error means at the port.
+    enum Meaning {
+        NotFound,
+        Conflict,
+        Unavailable,
+        Internal,
+    }
+    let meaning = match &e {
+        DieselError::NotFound
+        | DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
+            Meaning::NotFound
+        }
         DieselError::DatabaseError(kind, info) => match kind {
             DatabaseErrorKind::UniqueViolation
             | DatabaseErrorKind::CheckViolation
-            | DatabaseErrorKind::ExclusionViolation => {
-                RepoError::Conflict(info.message().to_owned())
-            }
-            DatabaseErrorKind::ForeignKeyViolation => RepoError::NotFound,
+            | DatabaseErrorKind::ExclusionViolation => Meaning::Conflict,
             DatabaseErrorKind::ClosedConnection
             | DatabaseErrorKind::UnableToSendCommand
-            | DatabaseErrorKind::SerializationFailure => {
-                RepoError::Unavailable(info.message().to_owned())
-            }
-            _ if is_transient(info.message()) => RepoError::Unavailable(info.message().to_owned()),
-            _ => RepoError::Internal(info.message().to_owned()),
+            | DatabaseErrorKind::SerializationFailure => Meaning::Unavailable,
+            _ if is_transient(info.message()) => Meaning::Unavailable,
+            _ => Meaning::Internal,
         },
-        other => RepoError::Internal(other.to_string()),
+        _ => Meaning::Internal,
+    };
+    // The Diesel error stays the cause's source, so the log line shows the whole chain.
+    let cause = |what: &str| Cause::with_source(what, e);
+    match meaning {
+        Meaning::NotFound => RepoError::NotFound,
+        Meaning::Conflict => RepoError::Conflict(cause("the database refused a conflicting write")),
+        Meaning::Unavailable => RepoError::Unavailable(cause("the database is unavailable")),
+        Meaning::Internal => RepoError::Internal(cause("a database statement failed")),
     }
 }
 
@@ -94,20 +107,20 @@ fn is_transient(message: &str) -> bool {
 pub(crate) fn pool_error(e: PoolError) -> RepoError {
     match e {
         PoolError::Timeout(kind) => {
-            RepoError::Unavailable(format!("database pool timed out ({kind:?})"))
+            RepoError::Unavailable(format!("database pool timed out ({kind:?})").into())
         }
         PoolError::Backend(ManagerError::ConnectionError(e)) => {
-            RepoError::Unavailable(format!("cannot connect to the database: {e}"))
+            RepoError::Unavailable(Cause::with_source("cannot connect to the database", e))
         }
         PoolError::Backend(ManagerError::QueryError(e)) => {
-            RepoError::Unavailable(format!("database connection check failed: {e}"))
+            RepoError::Unavailable(Cause::with_source("database connection check failed", e))
         }
         PoolError::Closed => RepoError::Unavailable("the database pool is closed".into()),
         PoolError::NoRuntimeSpecified => {
             RepoError::Internal("the database pool has no runtime for its timeouts".into())
         }
         PoolError::PostCreateHook(e) => {
-            RepoError::Unavailable(format!("database connection setup failed: {e}"))
+            RepoError::Unavailable(format!("database connection setup failed: {e}").into())
         }
     }
 }

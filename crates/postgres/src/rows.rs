@@ -27,7 +27,7 @@ pub(crate) use stored_id;
 
 /// A `u64` as stored in a `bigint` column.
 pub(crate) fn to_i64(value: u64) -> Result<i64, RepoError> {
-    i64::try_from(value).map_err(|_| RepoError::Conflict(format!("{value} is out of range")))
+    i64::try_from(value).map_err(|_| RepoError::Conflict(format!("{value} is out of range").into()))
 }
 
 /// A `bigint` column read back as a `u64`.

@@ -177,9 +177,10 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(roughy_http::json_utf8))
                 .wrap(roughy_http::cors(&settings))
                 .wrap(
-                    actix_web::middleware::Logger::new("%r %s %b %Dms")
+                    actix_web::middleware::Logger::new("%r %s %b %Dms request_id=%{x-request-id}o")
                         .log_target("roughy::access"),
-                );
+                )
+                .wrap(actix_web::middleware::from_fn(roughy_http::request_id));
             let app = if role.serves_api() {
                 app.configure(roughy_http::configure(state.clone()))
             } else {

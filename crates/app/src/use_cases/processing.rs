@@ -39,9 +39,9 @@ impl Ingest {
         let asset_id = job.asset.id.clone();
         let Some(sniffed) = job.asset.format else {
             // finish_upload refuses an unidentified asset, so this cannot be queued.
-            return Err(IngestError::Internal(format!(
-                "job for unidentified asset {asset_id}"
-            )));
+            return Err(IngestError::Internal(
+                format!("job for unidentified asset {asset_id}").into(),
+            ));
         };
         let attempt = job.attempts.saturating_add(1);
         let outcome = if attempt > self.config.job_max_attempts {

@@ -280,5 +280,5 @@ async fn read_head(body: &mut ByteStream<'_>) -> Result<Bytes, IngestError> {
 
 /// A transition the domain refused although the use case checked for it: a bug, not input.
 fn internal(e: roughy_domain::UploadTransitionError) -> IngestError {
-    IngestError::Internal(e.to_string())
+    IngestError::Internal(e.to_string().into())
 }

@@ -4,6 +4,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::resource;
+use roughy_app::IngestError;
+
 use crate::error::ApiError;
 use crate::extract::state;
 
@@ -32,13 +34,15 @@ pub async fn readyz(req: HttpRequest) -> Result<HttpResponse, ApiError> {
             failing.push(check.name());
         }
     }
-    Ok(if failing.is_empty() {
-        HttpResponse::Ok().json(json!({"status": "ready"}))
+    if failing.is_empty() {
+        Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
     } else {
-        HttpResponse::ServiceUnavailable().json(json!({
-            "error": {"code": "not_ready", "message": format!("not answering: {}", failing.join(", "))}
-        }))
-    })
+        // The same mapping as every other route: 503 `service_unavailable`, logged once.
+        Err(
+            IngestError::Unavailable(format!("not answering: {}", failing.join(", ")).into())
+                .into(),
+        )
+    }
 }
 
 /// The OpenAPI 3.1 document.

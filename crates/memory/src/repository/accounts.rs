@@ -17,10 +17,9 @@ impl AccountRepo for MemoryRepository {
     async fn create_account(&self, account: &Account) -> Result<(), RepoError> {
         let mut state = self.state()?;
         if state.accounts.contains_key(&account.id) {
-            return Err(RepoError::Conflict(format!(
-                "account {} already exists",
-                account.id
-            )));
+            return Err(RepoError::Conflict(
+                format!("account {} already exists", account.id).into(),
+            ));
         }
         state
             .accounts
@@ -42,10 +41,9 @@ impl AccountRepo for MemoryRepository {
             return Err(RepoError::NotFound);
         }
         if state.keys.contains_key(&key.id) || state.key_by_hash.contains_key(&key.hash) {
-            return Err(RepoError::Conflict(format!(
-                "api key {} already exists",
-                key.id
-            )));
+            return Err(RepoError::Conflict(
+                format!("api key {} already exists", key.id).into(),
+            ));
         }
         state.key_by_hash.insert(key.hash.clone(), key.id.clone());
         state.keys.insert(

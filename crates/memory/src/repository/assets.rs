@@ -29,20 +29,18 @@ impl AssetRepo for MemoryRepository {
             || upload.asset_id != asset.id
             || upload.account_id != asset.account_id
         {
-            return Err(RepoError::Conflict(format!(
-                "upload {} does not belong to asset {}",
-                upload.id, asset.id
-            )));
+            return Err(RepoError::Conflict(
+                format!("upload {} does not belong to asset {}", upload.id, asset.id).into(),
+            ));
         }
         // A tombstoned upload id stays taken: it must keep answering 410.
         if state.assets.contains_key(&asset.id)
             || state.uploads.contains_key(&upload.id)
             || state.tombstones.contains_key(&upload.id)
         {
-            return Err(RepoError::Conflict(format!(
-                "asset {} or upload {} already exists",
-                asset.id, upload.id
-            )));
+            return Err(RepoError::Conflict(
+                format!("asset {} or upload {} already exists", asset.id, upload.id).into(),
+            ));
         }
         let pending = state
             .assets

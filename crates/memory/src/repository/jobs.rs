@@ -88,9 +88,9 @@ impl JobRepo for MemoryRepository {
         match outcome {
             JobOutcome::Measured { duration, format } => {
                 if state.charged.contains(asset_id) {
-                    return Err(RepoError::Conflict(format!(
-                        "asset {asset_id} was already charged"
-                    )));
+                    return Err(RepoError::Conflict(
+                        format!("asset {asset_id} was already charged").into(),
+                    ));
                 }
                 let balance = state
                     .accounts

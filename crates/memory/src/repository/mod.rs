@@ -211,7 +211,7 @@ impl State {
 /// A refused lifecycle transition (of an asset or an upload) is a state conflict at the
 /// repository's seam.
 fn conflict(e: impl std::fmt::Display) -> RepoError {
-    RepoError::Conflict(e.to_string())
+    RepoError::Conflict(e.to_string().into())
 }
 
 /// One page of `rows`, newest first by `(created_at desc, id desc)`, after the request's

@@ -17,10 +17,9 @@ impl ProjectRepo for MemoryRepository {
             return Err(RepoError::NotFound);
         }
         if state.projects.contains_key(&project.id) {
-            return Err(RepoError::Conflict(format!(
-                "project {} already exists",
-                project.id
-            )));
+            return Err(RepoError::Conflict(
+                format!("project {} already exists", project.id).into(),
+            ));
         }
         state.projects.insert(project.id.clone(), project.clone());
         Ok(())

@@ -27,10 +27,9 @@ impl AssetRepo for PgRepository {
             || upload.asset_id != asset.id
             || upload.account_id != asset.account_id
         {
-            return Err(RepoError::Conflict(format!(
-                "upload {} does not belong to asset {}",
-                upload.id, asset.id
-            )));
+            return Err(RepoError::Conflict(
+                format!("upload {} does not belong to asset {}", upload.id, asset.id).into(),
+            ));
         }
         let asset_row = AssetRow::try_from(asset)?;
         let upload_row = UploadRow::try_from(upload)?;
@@ -70,9 +69,10 @@ impl AssetRepo for PgRepository {
                 .get_result(conn)
                 .await?;
             if buried > 0 {
-                return Err(
-                    RepoError::Conflict(format!("upload {} existed before", upload.id)).into(),
-                );
+                return Err(RepoError::Conflict(
+                    format!("upload {} existed before", upload.id).into(),
+                )
+                .into());
             }
             diesel::insert_into(uploads::table)
                 .values(&upload_row)

@@ -125,7 +125,7 @@ async fn unavailable_repository_answers_unavailable() {
         .expect_err("database down");
 
     assert!(
-        matches!(&err, IngestError::Unavailable(m) if m == "pool timed out"),
+        matches!(&err, IngestError::Unavailable(m) if m.message() == "pool timed out"),
         "{err:?}"
     );
 }
@@ -375,7 +375,7 @@ async fn a_link_that_cannot_be_signed_is_an_error_not_a_missing_link() {
         .await
         .expect_err("signing failed");
     assert!(
-        matches!(&err, IngestError::Unavailable(m) if m == "no credentials"),
+        matches!(&err, IngestError::Unavailable(m) if m.message() == "no credentials"),
         "{err:?}"
     );
 

@@ -294,7 +294,7 @@ async fn sink_storage_failure_records_only_the_durable_bytes_and_fails() {
 
     let err = result.expect_err("a storage failure fails the PATCH");
     assert!(
-        matches!(&err, IngestError::Unavailable(m) if m == "disk full"),
+        matches!(&err, IngestError::Unavailable(m) if m.message() == "disk full"),
         "{err:?}"
     );
 }
@@ -315,7 +315,7 @@ async fn sink_storage_failure_before_any_durable_byte_records_nothing() {
 
     let err = result.expect_err("a storage failure fails the PATCH");
     assert!(
-        matches!(&err, IngestError::Internal(m) if m == "EIO"),
+        matches!(&err, IngestError::Internal(m) if m.message() == "EIO"),
         "{err:?}"
     );
 }
@@ -800,7 +800,7 @@ async fn staging_that_cannot_begin_stores_and_records_nothing() {
 
     let err = result.expect_err("staging could not begin");
     assert!(
-        matches!(&err, IngestError::Unavailable(m) if m == "s3 down"),
+        matches!(&err, IngestError::Unavailable(m) if m.message() == "s3 down"),
         "{err:?}"
     );
 }
@@ -998,7 +998,7 @@ async fn a_failed_finalising_commit_fails_the_patch_and_signals_no_job() {
 
     let err = result.expect_err("the upload could not be finalised");
     assert!(
-        matches!(&err, IngestError::Unavailable(m) if m == "commit failed"),
+        matches!(&err, IngestError::Unavailable(m) if m.message() == "commit failed"),
         "{err:?}"
     );
     assert_eq!(journal.entries(), ["append", "finalize_upload failed"]);
