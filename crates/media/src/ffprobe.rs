@@ -17,7 +17,9 @@
 //! - the verdict follows the same rules and failure codes as the default prober.
 //!
 //! It does not decode: corrupt audio or video that still demuxes is not noticed (that needs
-//! `ffmpeg -f null`, a full decode).
+//! `ffmpeg -f null`, a full decode). What demuxing shows is checked: packets ending short of a
+//! complete file, and audio packets whose durations add up to well under the stream's stated
+//! duration (a FLAC or Ogg parser resynchronising past garbage).
 //!
 //! [`SymphoniaInspector`]: crate::SymphoniaInspector
 
@@ -39,7 +41,7 @@ use tokio::process::Command;
 use tokio::time::{timeout_at, Instant};
 use tracing::debug;
 
-use crate::probe::{self, Evidence};
+use crate::probe::{self, Evidence, Play};
 use crate::{codes, sniff};
 
 /// How long both `ffprobe` runs of one probe may take together, by default.
@@ -101,7 +103,7 @@ impl FfprobeInspector {
         let mut command = self.command(
             &[
                 "-show_entries",
-                "format=duration:stream=index,codec_type,codec_name,time_base\
+                "format=duration:stream=index,codec_type,codec_name,time_base,duration\
                  :stream_disposition=attached_pic",
                 "-of",
                 "json",
@@ -213,6 +215,24 @@ impl FfprobeInspector {
             .filter_map(|s| Some(scan.end_secs(s.index, s.time_base()?)))
             .reduce(f64::max)
             .unwrap_or_default();
+        // What the audio packets add up to, against the stream's duration, where both are
+        // the codec's framing (ffprobe's stream duration is an estimate for MP3 and ADTS).
+        let played = if probe::durations_are_framing(sniffed)
+            && !matches!(sniffed, MediaFormat::Mp3 | MediaFormat::Aac)
+        {
+            streams
+                .iter()
+                .filter(|s| s.codec_type.as_deref() == Some("audio"))
+                .filter_map(|s| {
+                    Some(Play {
+                        played: scan.played_secs(s.index, s.time_base()?)?,
+                        stated: s.duration()?,
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let evidence = Evidence {
             stated: header.stated,
             complete_at: header.complete_at,
@@ -220,6 +240,7 @@ impl FfprobeInspector {
             packets: streams.iter().map(|s| scan.count(s.index)).sum(),
             damage: None,
             measured,
+            played,
         };
         debug!(?sniffed, ?evidence, "probed with ffprobe");
         let duration = probe::verdict(&evidence).map_err(Answer::from_probe)?;
@@ -413,6 +434,8 @@ struct Stream {
     codec_type: Option<String>,
     codec_name: Option<String>,
     time_base: Option<String>,
+    /// Seconds, as text (`"3.000000"`).
+    duration: Option<String>,
     #[serde(default)]
     disposition: Disposition,
 }
@@ -431,6 +454,15 @@ impl Stream {
             Some("video") => self.disposition.attached_pic == 0,
             _ => false,
         }
+    }
+
+    /// The stream's duration in seconds, when ffprobe states one.
+    fn duration(&self) -> Option<f64> {
+        self.duration
+            .as_deref()?
+            .parse()
+            .ok()
+            .filter(|secs: &f64| secs.is_finite() && *secs > 0.0)
     }
 
     /// The time base (`"1/48000"`) as `(numerator, denominator)`.
@@ -465,10 +497,24 @@ fn check_codec(streams: &[&Stream], sniffed: MediaFormat) -> Result<(), Answer> 
     }
 }
 
-/// Per stream: packets seen and the latest end (`pts`, else `dts`, plus `duration`).
+/// Per stream: packets seen, the latest end (`pts`, else `dts`, plus `duration`) and the sum
+/// of the durations.
 #[derive(Debug, Default)]
 struct PacketScan {
-    streams: HashMap<u32, (u64, i64)>,
+    streams: HashMap<u32, StreamScan>,
+}
+
+/// One stream's packets so far.
+#[derive(Debug)]
+struct StreamScan {
+    count: u64,
+    /// In the stream's time base; `i64::MIN` before any timestamp.
+    end: i64,
+    /// The sum of the durations packets state, in the stream's time base. (In the formats this
+    /// is compared for, a packet without a duration is bytes the parser could not frame.)
+    played: i64,
+    /// Packets that stated a duration.
+    timed: u64,
 }
 
 impl PacketScan {
@@ -492,24 +538,41 @@ impl PacketScan {
         let Some(index) = index else {
             return;
         };
-        let entry = self.streams.entry(index).or_insert((0, i64::MIN));
-        entry.0 += 1;
+        let entry = self.streams.entry(index).or_insert(StreamScan {
+            count: 0,
+            end: i64::MIN,
+            played: 0,
+            timed: 0,
+        });
+        entry.count += 1;
+        let duration = duration.filter(|d| *d > 0);
         if let Some(ts) = pts.or(dts) {
-            entry.1 = entry.1.max(ts.saturating_add(duration.unwrap_or(0).max(0)));
+            entry.end = entry.end.max(ts.saturating_add(duration.unwrap_or(0)));
+        }
+        if let Some(d) = duration {
+            entry.played = entry.played.saturating_add(d);
+            entry.timed += 1;
         }
     }
 
     /// Packets of stream `index`.
     fn count(&self, index: u32) -> u64 {
-        self.streams.get(&index).map_or(0, |s| s.0)
+        self.streams.get(&index).map_or(0, |s| s.count)
     }
 
     /// Where stream `index`'s packets end, in seconds (0 without packets).
     fn end_secs(&self, index: u32, (num, den): (i64, i64)) -> f64 {
         match self.streams.get(&index) {
-            Some(&(_, end)) if end > 0 => end as f64 * num as f64 / den as f64,
+            Some(s) if s.end > 0 => s.end as f64 * num as f64 / den as f64,
             _ => 0.0,
         }
+    }
+
+    /// What the durations of stream `index`'s packets add up to, in seconds, when any packet
+    /// states one.
+    fn played_secs(&self, index: u32, (num, den): (i64, i64)) -> Option<f64> {
+        let s = self.streams.get(&index).filter(|s| s.timed > 0)?;
+        Some(s.played as f64 * num as f64 / den as f64)
     }
 }
 
@@ -551,6 +614,13 @@ mod tests {
         assert_eq!(scan.end_secs(0, (1, 48_000)), 1608.0 / 48_000.0);
         assert_eq!(scan.end_secs(1, (1, 1000)), 1.0);
         assert_eq!(scan.end_secs(2, (1, 1000)), 0.0);
+        assert_eq!(scan.played_secs(0, (1, 48_000)), Some(1920.0 / 48_000.0));
+        assert_eq!(
+            scan.played_secs(1, (1, 1000)),
+            None,
+            "no packet states a duration"
+        );
+        assert_eq!(scan.played_secs(2, (1, 1000)), None);
     }
 
     #[test]
