@@ -14,6 +14,11 @@
 //! - `ffprobe` runs twice as a subprocess (no shell, `kill_on_drop`, one deadline for both):
 //!   once for the streams and the container duration (JSON), once to list every packet,
 //!   streamed line by line (memory stays flat whatever the file's length);
+//! - it is confined to the one file: the demuxer is the sniffed format's (`-f`, so no other
+//!   demuxer, such as HLS or concat, reads references out of the bytes), the input is a
+//!   `file:` URL and `-protocol_whitelist file` refuses any other protocol; its address space
+//!   is capped (`RLIMIT_AS`, 1 GiB by default, [`FfprobeInspector::with_memory_limit`]); the
+//!   staged file's path never reaches a failure message;
 //! - the verdict follows the same rules and failure codes as the default prober.
 //!
 //! It does not decode: corrupt audio or video that still demuxes is not noticed (that needs
@@ -24,6 +29,7 @@
 //! [`SymphoniaInspector`]: crate::SymphoniaInspector
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::panic::{self, AssertUnwindSafe};
@@ -37,7 +43,7 @@ use roughy_domain::{AssetFailure, MediaFormat};
 use serde::Deserialize;
 use tempfile::NamedTempFile;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 use tokio::time::{timeout_at, Instant};
 use tracing::debug;
 
@@ -47,6 +53,9 @@ use crate::{codes, sniff};
 /// How long both `ffprobe` runs of one probe may take together, by default.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The address space each `ffprobe` run may map, by default.
+const DEFAULT_MEMORY_LIMIT: u64 = 1024 * 1024 * 1024;
+
 /// How much of `ffprobe`'s error output goes into a failure message.
 const MAX_MESSAGE: usize = 300;
 
@@ -55,6 +64,7 @@ const MAX_MESSAGE: usize = 300;
 pub struct FfprobeInspector {
     program: PathBuf,
     timeout: Duration,
+    memory_limit: u64,
 }
 
 impl Default for FfprobeInspector {
@@ -69,6 +79,7 @@ impl FfprobeInspector {
         Self {
             program: PathBuf::from("ffprobe"),
             timeout: DEFAULT_TIMEOUT,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
         }
     }
 
@@ -98,8 +109,26 @@ impl FfprobeInspector {
         self
     }
 
+    /// How much address space (bytes) each `ffprobe` run may map (`RLIMIT_AS`; default 1 GiB).
+    /// A run that needs more fails its allocations: the file fails `media_unreadable`. The
+    /// program itself maps some 270 MiB of libraries (Debian 12's FFmpeg 5.1); a limit too small
+    /// for them is a deployment error (the loader exits 127), retried like a missing program.
+    ///
+    /// The limit is set on the child right after it starts (`prlimit`; the workspace forbids the
+    /// unsafe `pre_exec` hook that would set it before `exec`): the dynamic loader may map
+    /// libraries before it applies, but no input byte is read before it does.
+    pub fn with_memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = bytes;
+        self
+    }
+
     /// The streams and the container's duration (a small JSON answer, collected whole).
-    async fn metadata(&self, path: &Path, deadline: Instant) -> Result<Metadata, Answer> {
+    async fn metadata(
+        &self,
+        path: &Path,
+        sniffed: MediaFormat,
+        deadline: Instant,
+    ) -> Result<Metadata, Answer> {
         let mut command = self.command(
             &[
                 "-show_entries",
@@ -109,15 +138,25 @@ impl FfprobeInspector {
                 "json",
             ],
             path,
+            sniffed,
         );
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let output = match timeout_at(deadline, command.output()).await {
+        let child = self.spawn(&mut command)?;
+        // On timeout the child is dropped, which kills it (`kill_on_drop`).
+        let output = match timeout_at(deadline, child.wait_with_output()).await {
             Ok(Ok(output)) => output,
             Ok(Err(e)) => return Err(Answer::CannotRun(self.cannot_run(&e))),
             Err(_) => return Err(Answer::TimedOut),
         };
+        if output.status.code() == Some(LOADER_FAILED) {
+            return Err(Answer::CannotRun(format!(
+                "{} did not start: {}",
+                self.program.display(),
+                excerpt(&output.stderr, path)
+            )));
+        }
         if !output.status.success() {
-            return Err(Answer::Refused(excerpt(&output.stderr)));
+            return Err(Answer::Refused(excerpt(&output.stderr, path)));
         }
         serde_json::from_slice(&output.stdout)
             .map_err(|e| Answer::Refused(format!("unexpected ffprobe output: {e}")))
@@ -125,7 +164,12 @@ impl FfprobeInspector {
 
     /// Lists every packet, streamed: per stream, how many and where the last one ends (in the
     /// stream's time base).
-    async fn packets(&self, path: &Path, deadline: Instant) -> Result<PacketScan, Answer> {
+    async fn packets(
+        &self,
+        path: &Path,
+        sniffed: MediaFormat,
+        deadline: Instant,
+    ) -> Result<PacketScan, Answer> {
         let mut command = self.command(
             &[
                 "-show_entries",
@@ -134,13 +178,12 @@ impl FfprobeInspector {
                 "compact=p=0",
             ],
             path,
+            sniffed,
         );
         // Errors about the packets were reported by the metadata run already, or show as
         // missing packets here.
         command.stdout(Stdio::piped()).stderr(Stdio::null());
-        let mut child = command
-            .spawn()
-            .map_err(|e| Answer::CannotRun(self.cannot_run(&e)))?;
+        let mut child = self.spawn(&mut command)?;
         let stdout = child
             .stdout
             .take()
@@ -165,18 +208,41 @@ impl FfprobeInspector {
         }
     }
 
-    /// `ffprobe -v error <args> <path>`, with no shell, no stdin, killed when dropped.
-    fn command(&self, args: &[&str], path: &Path) -> Command {
+    /// `ffprobe -v error -protocol_whitelist file -f <demuxer> <args> file:<path>`, with no
+    /// shell, no stdin, killed when dropped.
+    fn command(&self, args: &[&str], path: &Path, sniffed: MediaFormat) -> Command {
         let mut command = Command::new(&self.program);
         command
             .arg("-v")
             .arg("error")
+            .arg("-protocol_whitelist")
+            .arg("file")
+            .arg("-f")
+            .arg(demuxer(sniffed))
             .args(args)
-            // A path starting with `-` would read as an option; temp paths are absolute.
-            .arg(path)
+            // A URL, so that no part of the path reads as an option or another protocol.
+            .arg(input_url(path))
             .stdin(Stdio::null())
             .kill_on_drop(true);
         command
+    }
+
+    /// Starts `command` and caps its address space.
+    fn spawn(&self, command: &mut Command) -> Result<Child, Answer> {
+        let child = command
+            .spawn()
+            .map_err(|e| Answer::CannotRun(self.cannot_run(&e)))?;
+        match (child.id(), limit_memory(&child, self.memory_limit)) {
+            // Gone already: there is nothing left to limit.
+            (None, _) => Ok(child),
+            (Some(_), Ok(())) => Ok(child),
+            (Some(_), Err(e)) if e.raw_os_error() == Some(ESRCH) => Ok(child),
+            // Dropping the child kills it.
+            (Some(_), Err(e)) => Err(Answer::CannotRun(format!(
+                "cannot limit the memory of {}: {e}",
+                self.program.display()
+            ))),
+        }
     }
 
     /// Why the executable could not run.
@@ -188,7 +254,7 @@ impl FfprobeInspector {
     async fn measure(&self, staged: &Staged, sniffed: MediaFormat) -> Result<MediaInfo, Answer> {
         let deadline = Instant::now() + self.timeout;
         let path = staged.file.path();
-        let meta = self.metadata(path, deadline).await?;
+        let meta = self.metadata(path, sniffed, deadline).await?;
         let streams: Vec<&Stream> = meta.streams.iter().filter(|s| s.is_media()).collect();
         if streams.is_empty() {
             return Err(Answer::Failed(failure(
@@ -209,7 +275,7 @@ impl FfprobeInspector {
                 }
             }
         };
-        let scan = self.packets(path, deadline).await?;
+        let scan = self.packets(path, sniffed, deadline).await?;
         let measured = streams
             .iter()
             .filter_map(|s| Some(scan.end_secs(s.index, s.time_base()?)))
@@ -576,9 +642,58 @@ impl PacketScan {
     }
 }
 
-/// The start of `stderr`, as one line of text.
-fn excerpt(stderr: &[u8]) -> String {
+/// The exit status of a program the dynamic loader could not start (missing or unmappable
+/// libraries, as under too small a memory limit).
+const LOADER_FAILED: i32 = 127;
+
+/// `errno` for "no such process".
+const ESRCH: i32 = 3;
+
+/// FFmpeg's demuxer for `format` (`ffprobe -formats`).
+fn demuxer(format: MediaFormat) -> &'static str {
+    match format {
+        MediaFormat::Mp3 => "mp3",
+        MediaFormat::Wav => "wav",
+        MediaFormat::Aiff => "aiff",
+        MediaFormat::Flac => "flac",
+        MediaFormat::Ogg | MediaFormat::Opus => "ogg",
+        MediaFormat::Aac => "aac",
+        MediaFormat::M4a | MediaFormat::Mp4 | MediaFormat::Mov => "mov",
+        MediaFormat::Mka | MediaFormat::Mkv | MediaFormat::Webm => "matroska",
+    }
+}
+
+/// `path` as a `file:` URL.
+fn input_url(path: &Path) -> OsString {
+    let mut url = OsString::from("file:");
+    url.push(path);
+    url
+}
+
+/// Caps `child`'s address space at `bytes` (soft and hard).
+#[cfg(target_os = "linux")]
+fn limit_memory(child: &Child, bytes: u64) -> io::Result<()> {
+    let Some(pid) = child.id() else {
+        return Ok(());
+    };
+    let pid = i32::try_from(pid).map_err(|_| io::Error::other("pid out of range"))?;
+    rlimit::prlimit(pid, rlimit::Resource::AS, Some((bytes, bytes)), None)
+}
+
+/// Elsewhere `prlimit` does not exist: no cap (the service is deployed on Linux).
+#[cfg(not(target_os = "linux"))]
+fn limit_memory(_child: &Child, _bytes: u64) -> io::Result<()> {
+    Ok(())
+}
+
+/// The start of `stderr`, as one line of text, with the staged file's path (which ffprobe
+/// names in its messages) replaced by `input`.
+fn excerpt(stderr: &[u8], path: &Path) -> String {
     let text = String::from_utf8_lossy(stderr);
+    let url = input_url(path);
+    let text = text
+        .replace(&*url.to_string_lossy(), "input")
+        .replace(&*path.to_string_lossy(), "input");
     let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
     match line.char_indices().nth(MAX_MESSAGE) {
         Some((at, _)) => format!("{}…", &line[..at]),
@@ -647,9 +762,21 @@ mod tests {
 
     #[test]
     fn error_output_is_cut_to_one_short_line() {
-        assert_eq!(excerpt(b""), "ffprobe refused the file");
-        assert_eq!(excerpt(b"a\n  b\n"), "a b");
+        let path = Path::new("/tmp/roughy-probe-x.mp4");
+        assert_eq!(excerpt(b"", path), "ffprobe refused the file");
+        assert_eq!(excerpt(b"a\n  b\n", path), "a b");
         let long = vec![b'x'; 1000];
-        assert_eq!(excerpt(&long).chars().count(), MAX_MESSAGE + 1);
+        assert_eq!(excerpt(&long, path).chars().count(), MAX_MESSAGE + 1);
+        assert_eq!(
+            excerpt(b"file:/tmp/roughy-probe-x.mp4: Invalid data\n", path),
+            "input: Invalid data"
+        );
+        assert_eq!(
+            excerpt(
+                b"[mov @ 0x1] /tmp/roughy-probe-x.mp4 moov atom not found",
+                path
+            ),
+            "[mov @ 0x1] input moov atom not found"
+        );
     }
 }
