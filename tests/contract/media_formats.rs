@@ -309,3 +309,43 @@ async fn every_broken_corpus_file_ends_failed_with_its_code_and_is_not_charged()
         "{listed}"
     );
 }
+
+/// Every garbled-middle file of the corpus (one per supported format): those whose damage the
+/// probe can see end `failed` with `media_corrupt`, uncharged; garbled PCM (any bytes are
+/// valid samples) is `ready` at its exact duration and charged as usual.
+#[tokio::test]
+async fn garbled_media_ends_failed_media_corrupt_and_is_not_charged() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant(100).await;
+    let project = app.project(&t).await;
+    let table = std::fs::read_to_string(corpus_dir().join("expected.tsv")).unwrap();
+    let garbled: Vec<&str> = table
+        .lines()
+        .filter_map(|line| line.split('\t').next())
+        .filter(|file| file.starts_with("garbled_middle."))
+        .collect();
+    assert!(garbled.len() >= 13, "one per supported format: {garbled:?}");
+    let mut failed = 0;
+    for file in &garbled {
+        let before = app.balance(&t).await;
+        let (_, settled) = upload(&app, &t, &project, &corpus(file)).await;
+        match expected(file) {
+            (Some(_), None, Some(code)) => {
+                assert_eq!(code, "media_corrupt", "{file} row");
+                assert_failed_uncharged(&app, &t, &settled, "media_corrupt").await;
+                assert_eq!(app.balance(&t).await, before, "{file}: nothing charged");
+                failed += 1;
+            }
+            (Some(_), Some(ms), None) => {
+                assert_eq!(settled["state"], "ready", "{file}: {settled}");
+                assert!(
+                    duration_ms(&settled).abs_diff(ms) <= TOLERANCE_MS,
+                    "{settled}"
+                );
+                assert_eq!(before - app.balance(&t).await, 1, "{file}: 1 credit");
+            }
+            row => panic!("{file}: unexpected row {row:?}"),
+        }
+    }
+    assert!(failed >= 11, "{failed} garbled files failed");
+}

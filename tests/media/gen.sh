@@ -21,8 +21,19 @@
 # failure: the probe's error code, `unsupported` (rejected at sniffing, not probed) or `-`.
 # Files rejected at sniffing with a failure code are probed anyway, as the format their name
 # claims, to check the probe's own verdict.
+#
+# `gen.sh --derived` keeps the committed good files and remakes only what is derived from
+# them (the cut and garbled files) and expected.tsv: the good files' bytes depend on the
+# encoders this ffmpeg has (without libx264 the clips come out MPEG-4 Part 2), the derived
+# ones only on the good files and the seeded noise.
 set -euo pipefail
 cd "$(dirname "$0")"
+derived_only=false
+case "${1:-}" in
+  --derived) derived_only=true ;;
+  "") ;;
+  *) echo "usage: $0 [--derived]" >&2; exit 2 ;;
+esac
 
 # Bit-exact output (no random stream serials, no encoder version strings): regenerating
 # leaves the committed files unchanged where the encoders allow.
@@ -37,6 +48,7 @@ else
   H264=(-c:v mpeg4 -q:v 20)
 fi
 
+if ! $derived_only; then
 rm -f ./*.wav ./*.mp3 ./*.flac ./*.ogg ./*.opus ./*.m4a ./*.aac ./*.aif* ./*.mk? ./*.mp4 \
   ./*.mov ./*.webm ./*.avi ./*.txt ./*.bin ./*.png
 
@@ -65,6 +77,11 @@ ff -f lavfi -i "$(video)" -f lavfi -i "$(sine 48000)" "${H264[@]}" -c:a libvorbi
 ff -f lavfi -i "$(video)" -f lavfi -i "$(sine 48000)" -c:v libvpx -b:v 50k -c:a libopus \
   -b:a 16k -shortest clip.webm
 
+# --- unsupported (rejected at sniffing) ----------------------------------------------------
+ff -f lavfi -i "$(video)" -c:v mpeg4 -q:v 20 clip.avi
+ff -f lavfi -i "$(sine 8000)" -c:a flac sine_flac_in.ogg    # Ogg FLAC: not a supported Ogg codec
+fi
+
 # --- broken --------------------------------------------------------------------------------
 cut_at() { head -c "$(( $(stat -c%s "$1") * $3 / 100 ))" "$1" >"$2"; }
 cut_at sine.wav truncated_30.wav 30                   # header still claims 3 s
@@ -85,14 +102,37 @@ noise() {
 cp sine_cbr.mp3 garbled_middle.mp3
 size=$(stat -c%s garbled_middle.mp3)
 noise $(( size / 3 )) 7 | dd of=garbled_middle.mp3 bs=1 seek=$(( size / 3 )) conv=notrunc status=none
+# Garbled middle of every other supported format: bytes [60 %, 75 %) of a good file (or the
+# range given) overwritten with seeded noise (same length). That range lies past every file's
+# headers (FLAC's metadata padding ends at 42 % of sine.flac) and before any trailing index
+# (the `moov` of clip.mov and sine.m4a, Matroska's Cues): the file still states its full
+# duration and ends on intact packets; only its middle is noise.
+garble() {  # good file, garbled file, noise seed[, from %, to %]
+  local size from
+  cp "$1" "$2"
+  size=$(stat -c%s "$2")
+  from=$(( size * ${4:-60} / 100 ))
+  noise $(( size * ${5:-75} / 100 - from )) "$3" |
+    dd of="$2" bs=1 seek="$from" conv=notrunc status=none
+}
+garble sine.wav garbled_middle.wav 21
+garble sine.aiff garbled_middle.aiff 22
+garble sine.flac garbled_middle.flac 23
+# sine.ogg has three audio pages (51 %, 67 %, 84 %): the middle one is garbled. (A damaged
+# first audio page fails the headers, `media_unreadable`; the last one states the length.)
+garble sine.ogg garbled_middle.ogg 24 68 82
+garble sine.opus garbled_middle.opus 25
+garble sine.m4a garbled_middle.m4a 26
+garble sine.aac garbled_middle.aac 27
+garble sine_opus.mka garbled_middle.mka 28
+garble clip.mp4 garbled_middle.mp4 29
+garble clip.mov garbled_middle.mov 30
+garble clip.mkv garbled_middle.mkv 31
+garble clip.webm garbled_middle.webm 32
 # A valid ID3v2.4 tag (empty, 10-byte header) followed by noise.
 { printf 'ID3\x04\x00\x00\x00\x00\x00\x00'; noise 4000 11; } >id3_then_noise.mp3
 printf 'This is not a video, it is a text file with an .mp4 name.\nLine two keeps it over 64 bytes.\n' >text_renamed.mp4
 : >zero_length.mp4
-
-# --- unsupported (rejected at sniffing) ----------------------------------------------------
-ff -f lavfi -i "$(video)" -c:v mpeg4 -q:v 20 clip.avi
-ff -f lavfi -i "$(sine 8000)" -c:a flac sine_flac_in.ogg    # Ogg FLAC: not a supported Ogg codec
 
 # --- expected.tsv --------------------------------------------------------------------------
 # Decoded audio duration in ms (true playing time, see above).
@@ -126,6 +166,17 @@ format_ms() {
   printf 'truncated_30_moov_first.mp4\tmp4\t-\tmedia_truncated\n'
   printf 'truncated_30_moov_last.mp4\tmp4\t-\tmedia_truncated\n'
   printf 'garbled_middle.mp3\tmp3\t-\tmedia_corrupt\n'
+  # PCM has no framing or checksum to fail: any bytes are valid samples, and the header's
+  # sample count still matches the data. Garbled PCM plays its full, exact length.
+  for f in garbled_middle.wav garbled_middle.aiff; do
+    printf '%s\t%s\t%s\t-\n' "$f" "${f##*.}" "$(audio_ms "$f")"
+  done
+  for f in garbled_middle.flac garbled_middle.ogg garbled_middle.opus garbled_middle.m4a \
+    garbled_middle.aac garbled_middle.mp4 garbled_middle.mov garbled_middle.webm; do
+    printf '%s\t%s\t-\tmedia_corrupt\n' "$f" "${f##*.}"
+  done
+  printf 'garbled_middle.mka\tmkv\t-\tmedia_corrupt\n'
+  printf 'garbled_middle.mkv\tmkv\t-\tmedia_corrupt\n'
   printf 'id3_then_noise.mp3\tmp3\t-\tmedia_unreadable\n'
   # Rejected at sniffing; probed anyway (as their name claims) to check the probe's verdict.
   printf 'text_renamed.mp4\t-\t-\tmedia_unreadable\n'

@@ -14,14 +14,22 @@
 //! - `ffprobe` runs twice as a subprocess (no shell, `kill_on_drop`, one deadline for both):
 //!   once for the streams and the container duration (JSON), once to list every packet,
 //!   streamed line by line (memory stays flat whatever the file's length);
+//! - it is confined to the one file: the demuxer is the sniffed format's (`-f`, so no other
+//!   demuxer, such as HLS or concat, reads references out of the bytes), the input is a
+//!   `file:` URL and `-protocol_whitelist file` refuses any other protocol; its address space
+//!   is capped (`RLIMIT_AS`, 1 GiB by default, [`FfprobeInspector::with_memory_limit`]); the
+//!   staged file's path never reaches a failure message;
 //! - the verdict follows the same rules and failure codes as the default prober.
 //!
 //! It does not decode: corrupt audio or video that still demuxes is not noticed (that needs
-//! `ffmpeg -f null`, a full decode).
+//! `ffmpeg -f null`, a full decode). What demuxing shows is checked: packets ending short of a
+//! complete file, and audio packets whose durations add up to well under the stream's stated
+//! duration (a FLAC or Ogg parser resynchronising past garbage).
 //!
 //! [`SymphoniaInspector`]: crate::SymphoniaInspector
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::panic::{self, AssertUnwindSafe};
@@ -35,15 +43,18 @@ use roughy_domain::{AssetFailure, MediaFormat};
 use serde::Deserialize;
 use tempfile::NamedTempFile;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 use tokio::time::{timeout_at, Instant};
 use tracing::debug;
 
-use crate::probe::{self, Evidence};
+use crate::probe::{self, Evidence, Play};
 use crate::{codes, sniff};
 
 /// How long both `ffprobe` runs of one probe may take together, by default.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The address space each `ffprobe` run may map, by default.
+const DEFAULT_MEMORY_LIMIT: u64 = 1024 * 1024 * 1024;
 
 /// How much of `ffprobe`'s error output goes into a failure message.
 const MAX_MESSAGE: usize = 300;
@@ -53,6 +64,7 @@ const MAX_MESSAGE: usize = 300;
 pub struct FfprobeInspector {
     program: PathBuf,
     timeout: Duration,
+    memory_limit: u64,
 }
 
 impl Default for FfprobeInspector {
@@ -67,6 +79,7 @@ impl FfprobeInspector {
         Self {
             program: PathBuf::from("ffprobe"),
             timeout: DEFAULT_TIMEOUT,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
         }
     }
 
@@ -96,26 +109,54 @@ impl FfprobeInspector {
         self
     }
 
+    /// How much address space (bytes) each `ffprobe` run may map (`RLIMIT_AS`; default 1 GiB).
+    /// A run that needs more fails its allocations: the file fails `media_unreadable`. The
+    /// program itself maps some 270 MiB of libraries (Debian 12's FFmpeg 5.1); a limit too small
+    /// for them is a deployment error (the loader exits 127), retried like a missing program.
+    ///
+    /// The limit is set on the child right after it starts (`prlimit`; the workspace forbids the
+    /// unsafe `pre_exec` hook that would set it before `exec`): the dynamic loader may map
+    /// libraries before it applies, but no input byte is read before it does.
+    pub fn with_memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = bytes;
+        self
+    }
+
     /// The streams and the container's duration (a small JSON answer, collected whole).
-    async fn metadata(&self, path: &Path, deadline: Instant) -> Result<Metadata, Answer> {
+    async fn metadata(
+        &self,
+        path: &Path,
+        sniffed: MediaFormat,
+        deadline: Instant,
+    ) -> Result<Metadata, Answer> {
         let mut command = self.command(
             &[
                 "-show_entries",
-                "format=duration:stream=index,codec_type,codec_name,time_base\
+                "format=duration:stream=index,codec_type,codec_name,time_base,duration\
                  :stream_disposition=attached_pic",
                 "-of",
                 "json",
             ],
             path,
+            sniffed,
         );
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let output = match timeout_at(deadline, command.output()).await {
+        let child = self.spawn(&mut command)?;
+        // On timeout the child is dropped, which kills it (`kill_on_drop`).
+        let output = match timeout_at(deadline, child.wait_with_output()).await {
             Ok(Ok(output)) => output,
             Ok(Err(e)) => return Err(Answer::CannotRun(self.cannot_run(&e))),
             Err(_) => return Err(Answer::TimedOut),
         };
+        if output.status.code() == Some(LOADER_FAILED) {
+            return Err(Answer::CannotRun(format!(
+                "{} did not start: {}",
+                self.program.display(),
+                excerpt(&output.stderr, path)
+            )));
+        }
         if !output.status.success() {
-            return Err(Answer::Refused(excerpt(&output.stderr)));
+            return Err(Answer::Refused(excerpt(&output.stderr, path)));
         }
         serde_json::from_slice(&output.stdout)
             .map_err(|e| Answer::Refused(format!("unexpected ffprobe output: {e}")))
@@ -123,7 +164,12 @@ impl FfprobeInspector {
 
     /// Lists every packet, streamed: per stream, how many and where the last one ends (in the
     /// stream's time base).
-    async fn packets(&self, path: &Path, deadline: Instant) -> Result<PacketScan, Answer> {
+    async fn packets(
+        &self,
+        path: &Path,
+        sniffed: MediaFormat,
+        deadline: Instant,
+    ) -> Result<PacketScan, Answer> {
         let mut command = self.command(
             &[
                 "-show_entries",
@@ -132,13 +178,12 @@ impl FfprobeInspector {
                 "compact=p=0",
             ],
             path,
+            sniffed,
         );
         // Errors about the packets were reported by the metadata run already, or show as
         // missing packets here.
         command.stdout(Stdio::piped()).stderr(Stdio::null());
-        let mut child = command
-            .spawn()
-            .map_err(|e| Answer::CannotRun(self.cannot_run(&e)))?;
+        let mut child = self.spawn(&mut command)?;
         let stdout = child
             .stdout
             .take()
@@ -163,18 +208,41 @@ impl FfprobeInspector {
         }
     }
 
-    /// `ffprobe -v error <args> <path>`, with no shell, no stdin, killed when dropped.
-    fn command(&self, args: &[&str], path: &Path) -> Command {
+    /// `ffprobe -v error -protocol_whitelist file -f <demuxer> <args> file:<path>`, with no
+    /// shell, no stdin, killed when dropped.
+    fn command(&self, args: &[&str], path: &Path, sniffed: MediaFormat) -> Command {
         let mut command = Command::new(&self.program);
         command
             .arg("-v")
             .arg("error")
+            .arg("-protocol_whitelist")
+            .arg("file")
+            .arg("-f")
+            .arg(demuxer(sniffed))
             .args(args)
-            // A path starting with `-` would read as an option; temp paths are absolute.
-            .arg(path)
+            // A URL, so that no part of the path reads as an option or another protocol.
+            .arg(input_url(path))
             .stdin(Stdio::null())
             .kill_on_drop(true);
         command
+    }
+
+    /// Starts `command` and caps its address space.
+    fn spawn(&self, command: &mut Command) -> Result<Child, Answer> {
+        let child = command
+            .spawn()
+            .map_err(|e| Answer::CannotRun(self.cannot_run(&e)))?;
+        match (child.id(), limit_memory(&child, self.memory_limit)) {
+            // Gone already: there is nothing left to limit.
+            (None, _) => Ok(child),
+            (Some(_), Ok(())) => Ok(child),
+            (Some(_), Err(e)) if e.raw_os_error() == Some(ESRCH) => Ok(child),
+            // Dropping the child kills it.
+            (Some(_), Err(e)) => Err(Answer::CannotRun(format!(
+                "cannot limit the memory of {}: {e}",
+                self.program.display()
+            ))),
+        }
     }
 
     /// Why the executable could not run.
@@ -186,7 +254,7 @@ impl FfprobeInspector {
     async fn measure(&self, staged: &Staged, sniffed: MediaFormat) -> Result<MediaInfo, Answer> {
         let deadline = Instant::now() + self.timeout;
         let path = staged.file.path();
-        let meta = self.metadata(path, deadline).await?;
+        let meta = self.metadata(path, sniffed, deadline).await?;
         let streams: Vec<&Stream> = meta.streams.iter().filter(|s| s.is_media()).collect();
         if streams.is_empty() {
             return Err(Answer::Failed(failure(
@@ -207,12 +275,30 @@ impl FfprobeInspector {
                 }
             }
         };
-        let scan = self.packets(path, deadline).await?;
+        let scan = self.packets(path, sniffed, deadline).await?;
         let measured = streams
             .iter()
             .filter_map(|s| Some(scan.end_secs(s.index, s.time_base()?)))
             .reduce(f64::max)
             .unwrap_or_default();
+        // What the audio packets add up to, against the stream's duration, where both are
+        // the codec's framing (ffprobe's stream duration is an estimate for MP3 and ADTS).
+        let played = if probe::durations_are_framing(sniffed)
+            && !matches!(sniffed, MediaFormat::Mp3 | MediaFormat::Aac)
+        {
+            streams
+                .iter()
+                .filter(|s| s.codec_type.as_deref() == Some("audio"))
+                .filter_map(|s| {
+                    Some(Play {
+                        played: scan.played_secs(s.index, s.time_base()?)?,
+                        stated: s.duration()?,
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let evidence = Evidence {
             stated: header.stated,
             complete_at: header.complete_at,
@@ -220,6 +306,7 @@ impl FfprobeInspector {
             packets: streams.iter().map(|s| scan.count(s.index)).sum(),
             damage: None,
             measured,
+            played,
         };
         debug!(?sniffed, ?evidence, "probed with ffprobe");
         let duration = probe::verdict(&evidence).map_err(Answer::from_probe)?;
@@ -413,6 +500,8 @@ struct Stream {
     codec_type: Option<String>,
     codec_name: Option<String>,
     time_base: Option<String>,
+    /// Seconds, as text (`"3.000000"`).
+    duration: Option<String>,
     #[serde(default)]
     disposition: Disposition,
 }
@@ -431,6 +520,15 @@ impl Stream {
             Some("video") => self.disposition.attached_pic == 0,
             _ => false,
         }
+    }
+
+    /// The stream's duration in seconds, when ffprobe states one.
+    fn duration(&self) -> Option<f64> {
+        self.duration
+            .as_deref()?
+            .parse()
+            .ok()
+            .filter(|secs: &f64| secs.is_finite() && *secs > 0.0)
     }
 
     /// The time base (`"1/48000"`) as `(numerator, denominator)`.
@@ -465,10 +563,24 @@ fn check_codec(streams: &[&Stream], sniffed: MediaFormat) -> Result<(), Answer> 
     }
 }
 
-/// Per stream: packets seen and the latest end (`pts`, else `dts`, plus `duration`).
+/// Per stream: packets seen, the latest end (`pts`, else `dts`, plus `duration`) and the sum
+/// of the durations.
 #[derive(Debug, Default)]
 struct PacketScan {
-    streams: HashMap<u32, (u64, i64)>,
+    streams: HashMap<u32, StreamScan>,
+}
+
+/// One stream's packets so far.
+#[derive(Debug)]
+struct StreamScan {
+    count: u64,
+    /// In the stream's time base; `i64::MIN` before any timestamp.
+    end: i64,
+    /// The sum of the durations packets state, in the stream's time base. (In the formats this
+    /// is compared for, a packet without a duration is bytes the parser could not frame.)
+    played: i64,
+    /// Packets that stated a duration.
+    timed: u64,
 }
 
 impl PacketScan {
@@ -492,30 +604,96 @@ impl PacketScan {
         let Some(index) = index else {
             return;
         };
-        let entry = self.streams.entry(index).or_insert((0, i64::MIN));
-        entry.0 += 1;
+        let entry = self.streams.entry(index).or_insert(StreamScan {
+            count: 0,
+            end: i64::MIN,
+            played: 0,
+            timed: 0,
+        });
+        entry.count += 1;
+        let duration = duration.filter(|d| *d > 0);
         if let Some(ts) = pts.or(dts) {
-            entry.1 = entry.1.max(ts.saturating_add(duration.unwrap_or(0).max(0)));
+            entry.end = entry.end.max(ts.saturating_add(duration.unwrap_or(0)));
+        }
+        if let Some(d) = duration {
+            entry.played = entry.played.saturating_add(d);
+            entry.timed += 1;
         }
     }
 
     /// Packets of stream `index`.
     fn count(&self, index: u32) -> u64 {
-        self.streams.get(&index).map_or(0, |s| s.0)
+        self.streams.get(&index).map_or(0, |s| s.count)
     }
 
     /// Where stream `index`'s packets end, in seconds (0 without packets).
     fn end_secs(&self, index: u32, (num, den): (i64, i64)) -> f64 {
         match self.streams.get(&index) {
-            Some(&(_, end)) if end > 0 => end as f64 * num as f64 / den as f64,
+            Some(s) if s.end > 0 => s.end as f64 * num as f64 / den as f64,
             _ => 0.0,
         }
     }
+
+    /// What the durations of stream `index`'s packets add up to, in seconds, when any packet
+    /// states one.
+    fn played_secs(&self, index: u32, (num, den): (i64, i64)) -> Option<f64> {
+        let s = self.streams.get(&index).filter(|s| s.timed > 0)?;
+        Some(s.played as f64 * num as f64 / den as f64)
+    }
 }
 
-/// The start of `stderr`, as one line of text.
-fn excerpt(stderr: &[u8]) -> String {
+/// The exit status of a program the dynamic loader could not start (missing or unmappable
+/// libraries, as under too small a memory limit).
+const LOADER_FAILED: i32 = 127;
+
+/// `errno` for "no such process".
+const ESRCH: i32 = 3;
+
+/// FFmpeg's demuxer for `format` (`ffprobe -formats`).
+fn demuxer(format: MediaFormat) -> &'static str {
+    match format {
+        MediaFormat::Mp3 => "mp3",
+        MediaFormat::Wav => "wav",
+        MediaFormat::Aiff => "aiff",
+        MediaFormat::Flac => "flac",
+        MediaFormat::Ogg | MediaFormat::Opus => "ogg",
+        MediaFormat::Aac => "aac",
+        MediaFormat::M4a | MediaFormat::Mp4 | MediaFormat::Mov => "mov",
+        MediaFormat::Mka | MediaFormat::Mkv | MediaFormat::Webm => "matroska",
+    }
+}
+
+/// `path` as a `file:` URL.
+fn input_url(path: &Path) -> OsString {
+    let mut url = OsString::from("file:");
+    url.push(path);
+    url
+}
+
+/// Caps `child`'s address space at `bytes` (soft and hard).
+#[cfg(target_os = "linux")]
+fn limit_memory(child: &Child, bytes: u64) -> io::Result<()> {
+    let Some(pid) = child.id() else {
+        return Ok(());
+    };
+    let pid = i32::try_from(pid).map_err(|_| io::Error::other("pid out of range"))?;
+    rlimit::prlimit(pid, rlimit::Resource::AS, Some((bytes, bytes)), None)
+}
+
+/// Elsewhere `prlimit` does not exist: no cap (the service is deployed on Linux).
+#[cfg(not(target_os = "linux"))]
+fn limit_memory(_child: &Child, _bytes: u64) -> io::Result<()> {
+    Ok(())
+}
+
+/// The start of `stderr`, as one line of text, with the staged file's path (which ffprobe
+/// names in its messages) replaced by `input`.
+fn excerpt(stderr: &[u8], path: &Path) -> String {
     let text = String::from_utf8_lossy(stderr);
+    let url = input_url(path);
+    let text = text
+        .replace(&*url.to_string_lossy(), "input")
+        .replace(&*path.to_string_lossy(), "input");
     let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
     match line.char_indices().nth(MAX_MESSAGE) {
         Some((at, _)) => format!("{}…", &line[..at]),
@@ -551,6 +729,13 @@ mod tests {
         assert_eq!(scan.end_secs(0, (1, 48_000)), 1608.0 / 48_000.0);
         assert_eq!(scan.end_secs(1, (1, 1000)), 1.0);
         assert_eq!(scan.end_secs(2, (1, 1000)), 0.0);
+        assert_eq!(scan.played_secs(0, (1, 48_000)), Some(1920.0 / 48_000.0));
+        assert_eq!(
+            scan.played_secs(1, (1, 1000)),
+            None,
+            "no packet states a duration"
+        );
+        assert_eq!(scan.played_secs(2, (1, 1000)), None);
     }
 
     #[test]
@@ -577,9 +762,21 @@ mod tests {
 
     #[test]
     fn error_output_is_cut_to_one_short_line() {
-        assert_eq!(excerpt(b""), "ffprobe refused the file");
-        assert_eq!(excerpt(b"a\n  b\n"), "a b");
+        let path = Path::new("/tmp/roughy-probe-x.mp4");
+        assert_eq!(excerpt(b"", path), "ffprobe refused the file");
+        assert_eq!(excerpt(b"a\n  b\n", path), "a b");
         let long = vec![b'x'; 1000];
-        assert_eq!(excerpt(&long).chars().count(), MAX_MESSAGE + 1);
+        assert_eq!(excerpt(&long, path).chars().count(), MAX_MESSAGE + 1);
+        assert_eq!(
+            excerpt(b"file:/tmp/roughy-probe-x.mp4: Invalid data\n", path),
+            "input: Invalid data"
+        );
+        assert_eq!(
+            excerpt(
+                b"[mov @ 0x1] /tmp/roughy-probe-x.mp4 moov atom not found",
+                path
+            ),
+            "[mov @ 0x1] input moov atom not found"
+        );
     }
 }

@@ -13,7 +13,9 @@
 mod aiff;
 mod ffprobe;
 mod iso;
+mod matroska;
 mod mp3;
+mod ogg;
 mod probe;
 mod sniff;
 mod source;

@@ -5,6 +5,12 @@
 //! Xing/Info header) or says nothing (fragmented MP4, live WebM). Both are the true playing
 //! time: encoder delay and padding are trimmed where the file states them (LAME tag, Opus
 //! pre-skip).
+//!
+//! A file can also state its full length, end on intact packets, and still be missing frames in
+//! between: the FLAC and Ogg demuxers skip damaged frames and pages and carry on at the next
+//! one, whose timestamp is right. Where packet durations come from the codec's own framing, the
+//! durations of the audio packets are added up too: falling well short of what the track
+//! states fails the file `media_corrupt`.
 
 use std::collections::HashMap;
 use std::io::{self, Seek, SeekFrom};
@@ -27,7 +33,7 @@ use tracing::debug;
 
 use crate::codes;
 use crate::source::{BlobSource, IoFailure};
-use crate::{aiff, iso, mp3};
+use crate::{aiff, iso, matroska, mp3, ogg};
 
 /// How a probe runs.
 #[derive(Clone, Copy, Debug)]
@@ -58,6 +64,15 @@ pub(crate) fn probe(
         .values()
         .map(TrackClock::end_secs)
         .reduce(f64::max);
+    let played = if durations_are_framing(sniffed) {
+        opened
+            .clocks
+            .values()
+            .filter_map(TrackClock::play)
+            .collect()
+    } else {
+        Vec::new()
+    };
     let evidence = Evidence {
         stated: opened.stated_secs(),
         complete_at: opened.complete_at(),
@@ -67,6 +82,7 @@ pub(crate) fn probe(
         // refused one. (A cut file ends cleanly, on the last whole packet.)
         damage: scan.demux_error.or(scan.decode_error),
         measured: measured.unwrap_or_default(),
+        played,
     };
     debug!(?sniffed, ?evidence, "probed");
     Ok(MediaInfo {
@@ -89,7 +105,7 @@ impl Opened {
     /// The duration the file states exactly (the longest track's), when it does.
     pub(crate) fn stated_secs(&self) -> Option<f64> {
         match self.statement {
-            Statement::Tracks { .. } => self
+            Statement::Tracks { .. } | Statement::LastPage(_) => self
                 .clocks
                 .values()
                 .filter_map(|c| c.stated_secs)
@@ -103,6 +119,7 @@ impl Opened {
     pub(crate) fn complete_at(&self) -> Option<u64> {
         match self.statement {
             Statement::Tracks { complete_at } => complete_at,
+            Statement::LastPage(page) => page.complete_at,
             _ => None,
         }
     }
@@ -155,11 +172,19 @@ pub(crate) fn open(
 
     check_codec(format.as_ref(), sniffed)?;
     let has_video = format.tracks().iter().any(is_video);
-    let clocks: HashMap<u32, TrackClock> = format
+    let mut clocks: HashMap<u32, TrackClock> = format
         .tracks()
         .iter()
         .filter_map(|track| TrackClock::new(track, options.decode_audio).map(|c| (track.id, c)))
         .collect();
+    if let Statement::LastPage(page) = statement {
+        // The stream's end as its last page states it, rather than as symphonia found it.
+        let track = format.tracks().iter().find(|t| t.id == page.serial);
+        if let (Some(track), Some(clock)) = (track, clocks.get_mut(&page.serial)) {
+            let frames = page.granule.saturating_sub(track.codec_params.start_ts);
+            clock.stated_secs = (frames > 0).then(|| clock.played_secs(frames));
+        }
+    }
     if clocks.is_empty() {
         return Err(failure(codes::UNREADABLE, "no track with a timeline"));
     }
@@ -188,11 +213,24 @@ pub(crate) struct Evidence {
     pub(crate) damage: Option<String>,
     /// The playing time the packets reach (seconds).
     pub(crate) measured: f64,
+    /// Per audio track that states its duration, where the packets' durations are the codec's
+    /// own framing: what the packets add up to.
+    pub(crate) played: Vec<Play>,
+}
+
+/// What one track's packets add up to, against what the track states.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Play {
+    /// The sum of the packets' durations (seconds, lead-in excluded).
+    pub(crate) played: f64,
+    /// The duration the track states (seconds).
+    pub(crate) stated: f64,
 }
 
 /// The duration to bill, or why the file fails: zero packets, damage, packets ending short of
-/// (or running past) the stated duration by more than max(0.5 s, 2 %), a zero duration. The
-/// stated duration wins where there is one; else the packets' span.
+/// (or running past) the stated duration by more than max(0.5 s, 2 %), packets whose durations
+/// add up to that much less than their track states (frames are missing in between), a zero
+/// duration. The stated duration wins where there is one; else the packets' span.
 pub(crate) fn verdict(evidence: &Evidence) -> Result<DurationMs, ProbeError> {
     let Evidence {
         stated,
@@ -201,6 +239,7 @@ pub(crate) fn verdict(evidence: &Evidence) -> Result<DurationMs, ProbeError> {
         packets,
         ref damage,
         measured,
+        ref played,
     } = *evidence;
     if packets == 0 {
         return Err(failure(codes::NO_DURATION, "the file holds no packets"));
@@ -229,6 +268,20 @@ pub(crate) fn verdict(evidence: &Evidence) -> Result<DurationMs, ProbeError> {
                 &format!("the packets end at {measured:.3} s, the file states {stated:.3} s"),
             ));
         }
+    }
+    if let Some(play) = played
+        .iter()
+        .find(|p| p.played < p.stated - tolerance(p.stated))
+    {
+        // The timestamps reach the end, yet frames are missing in between: the demuxer skipped
+        // damaged ones and resynchronised.
+        return Err(failure(
+            codes::CORRUPT,
+            &format!(
+                "frames are missing: the packets play {:.3} s of the stated {:.3} s",
+                play.played, play.stated
+            ),
+        ));
     }
     let secs = match stated {
         Some(stated) if measured > stated + tolerance(stated) => {
@@ -276,6 +329,9 @@ enum Statement {
     Header(f64),
     /// Only an estimate exists (ADTS, MP3 without a Xing/Info/VBRI header): the scan decides.
     Estimate,
+    /// The granule position of an Ogg stream's last intact page (symphonia misses it behind a
+    /// damaged page), and whether that page closes the stream.
+    LastPage(ogg::LastPage),
 }
 
 /// What `reader` states about its duration, by format.
@@ -301,8 +357,34 @@ fn statement(reader: &mut dyn BlobReader, sniffed: MediaFormat) -> Result<Statem
             Some(secs) => Statement::Header(secs),
             None => Statement::Tracks { complete_at: None },
         },
+        MediaFormat::Ogg | MediaFormat::Opus => {
+            let last = match reader.byte_len() {
+                Some(len) => ogg::last_page(reader, len).map_err(transient)?,
+                None => None,
+            };
+            match last {
+                Some(page) => Statement::LastPage(page),
+                None => Statement::Tracks { complete_at: None },
+            }
+        }
+        // symphonia stops quietly at garbage inside a cluster: the Segment's size tells a
+        // complete file from a cut one.
+        MediaFormat::Mkv | MediaFormat::Mka | MediaFormat::Webm => Statement::Tracks {
+            complete_at: matroska::segment_end(reader).map_err(transient)?,
+        },
         _ => Statement::Tracks { complete_at: None },
     })
+}
+
+/// Whether packet durations in `format` come from the codec's own framing (FLAC block sizes,
+/// Ogg granules and packet headers, MPEG frames, PCM frames, the ISO sample tables), so that
+/// their sum is what the packets play. Matroska's are derived from lacing and defaults, and
+/// are often missing.
+pub(crate) fn durations_are_framing(format: MediaFormat) -> bool {
+    !matches!(
+        format,
+        MediaFormat::Mkv | MediaFormat::Mka | MediaFormat::Webm
+    )
 }
 
 /// What the packet scan found, beyond the per-track ends.
@@ -350,6 +432,7 @@ fn scan(
             continue;
         };
         clock.end_ts = clock.end_ts.max(packet.ts().saturating_add(packet.dur()));
+        clock.played_ts = clock.played_ts.saturating_add(packet.dur());
         if let Some(decoder) = clock.decoder.as_mut() {
             match decoder.decode(&packet) {
                 Ok(_) => {}
@@ -385,6 +468,10 @@ struct TrackClock {
     lead_in_secs: f64,
     /// The end of the latest packet, in `time_base` units.
     end_ts: u64,
+    /// The sum of the packets' durations, in `time_base` units.
+    played_ts: u64,
+    /// Whether the track carries audio.
+    audio: bool,
     /// Decodes the track's packets, when asked for and symphonia can.
     decoder: Option<Box<dyn Decoder>>,
 }
@@ -405,6 +492,8 @@ impl TrackClock {
             stated_secs: None,
             lead_in_secs: opus_pre_skip_secs(params),
             end_ts: 0,
+            played_ts: 0,
+            audio: is_audio(params),
             decoder,
         };
         clock.stated_secs = params
@@ -428,6 +517,18 @@ impl TrackClock {
     /// The playing time the packets reached, in seconds.
     fn end_secs(&self) -> f64 {
         self.played_secs(self.end_ts)
+    }
+
+    /// What an audio track's packets add up to against what it states, when it states a
+    /// duration and its packets have durations at all.
+    fn play(&self) -> Option<Play> {
+        let stated = self
+            .stated_secs
+            .filter(|_| self.audio && self.played_ts > 0)?;
+        Some(Play {
+            played: self.played_secs(self.played_ts),
+            stated,
+        })
     }
 }
 

@@ -132,7 +132,21 @@ pub fn sniff_family(format: MediaFormat) -> MediaFormat {
 /// Runs every corpus file through `inspector`, printing one line per file: the files that
 /// passed, and a description of each one that did not.
 pub async fn run_corpus(inspector: &dyn MediaInspector) -> (usize, Vec<String>) {
+    run_corpus_except(inspector, &[]).await
+}
+
+/// [`run_corpus`] without the files named in `skip` (each must be a row of `expected.tsv`).
+pub async fn run_corpus_except(
+    inspector: &dyn MediaInspector,
+    skip: &[&str],
+) -> (usize, Vec<String>) {
     let rows = expected();
+    for name in skip {
+        assert!(
+            rows.iter().any(|row| row.file == *name),
+            "{name} is not in expected.tsv"
+        );
+    }
     assert!(
         rows.len() >= 20,
         "the corpus is missing: {}",
@@ -144,6 +158,10 @@ pub async fn run_corpus(inspector: &dyn MediaInspector) -> (usize, Vec<String>) 
         .collect();
     let mut passed = 0;
     for row in &rows {
+        if skip.contains(&row.file.as_str()) {
+            println!("skip {}", row.file);
+            continue;
+        }
         match check(inspector, row).await {
             Ok(verdict) => {
                 passed += 1;
