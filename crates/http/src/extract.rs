@@ -64,16 +64,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let content_type_ok = match req.headers().get(header::CONTENT_TYPE) {
-            None => true,
-            Some(v) => v
-                .to_str()
-                .map(|v| {
-                    let essence = v.split(';').next().unwrap_or("").trim();
-                    essence.eq_ignore_ascii_case("application/json") || essence.ends_with("+json")
-                })
-                .unwrap_or(false),
-        };
+        let content_type_ok = json_content_type_ok(req);
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
             if !content_type_ok {
@@ -92,6 +83,26 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             })
             .map(JsonBody)
         })
+    }
+}
+
+/// Whether a body may be read as JSON: no `Content-Type`, `application/json` or `…+json`, in
+/// any letter case (media types are case-insensitive, RFC 9110 §8.3.1).
+pub(crate) fn json_content_type_ok(req: &HttpRequest) -> bool {
+    match req.headers().get(header::CONTENT_TYPE) {
+        None => true,
+        Some(v) => v
+            .to_str()
+            .map(|v| {
+                let essence = v
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                essence == "application/json" || essence.ends_with("+json")
+            })
+            .unwrap_or(false),
     }
 }
 
@@ -183,7 +194,7 @@ pub fn encode_cursor(cursor: &Cursor) -> String {
     URL_SAFE_NO_PAD.encode(raw)
 }
 
-fn decode_cursor(raw: &str) -> Option<Cursor> {
+pub(crate) fn decode_cursor(raw: &str) -> Option<Cursor> {
     let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
     let text = String::from_utf8(bytes).ok()?;
     let (nanos, id) = text.split_once(':')?;
@@ -265,6 +276,21 @@ mod tests {
                 .code(),
             "invalid_json"
         );
+    }
+
+    #[test]
+    fn json_content_types_match_in_any_case() {
+        // Found by the parser fuzz: the `+json` suffix was matched case-sensitively.
+        let ok = |ct: &str| {
+            let req = actix_web::test::TestRequest::default()
+                .insert_header((header::CONTENT_TYPE, ct))
+                .to_http_request();
+            json_content_type_ok(&req)
+        };
+        assert!(ok("application/ld+Json"));
+        assert!(ok("APPLICATION/JSON; charset=utf-8"));
+        assert!(!ok("text/plain"));
+        assert!(!ok("application/jsonx"));
     }
 
     #[test]
