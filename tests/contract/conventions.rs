@@ -481,6 +481,16 @@ async fn malformed_json_is_400_invalid_json() {
         ("/v1/projects", "not json"),
         ("/v1/assets", "{"),
         ("/v1/assets", "{\"project_id\": 'single'}"),
+        // Syntax is judged before fields: each of these would be a field error (unknown,
+        // mistyped, missing) if it were well-formed, and must still be 400.
+        ("/v1/projects", "{\"a\":1,}"),
+        ("/v1/projects", "{\"name\":\"x\",}"),
+        ("/v1/projects", "{\"name\": 5"),
+        ("/v1/projects", "{\"owner\": \"me\""),
+        ("/v1/projects", "{\"name\": 5, \"x\": tru}"),
+        ("/v1/assets", "{\"size_bytes\": \"1000\",}"),
+        ("/v1/assets", "{\"colour\": [1, 2,]}"),
+        ("/v1/assets", "{\"size_bytes\": 1000} {}"),
     ] {
         let r = app
             .req(Method::POST, path, &t.key)
@@ -505,6 +515,22 @@ async fn malformed_json_is_400_invalid_json() {
         .await
         .unwrap();
     expect_error(r, StatusCode::BAD_REQUEST, "invalid_json", "admin").await;
+    let r = app
+        .admin(
+            Method::POST,
+            &format!("/admin/v1/accounts/{}/top-ups", t.account_id),
+        )
+        .header("content-type", "application/json")
+        .body("{\"credits\": 5,}")
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, StatusCode::BAD_REQUEST, "invalid_json", "top-up").await;
+    let (_, balance) = status_json(get(&app, &t, "/v1/credits").await).await;
+    assert_eq!(
+        balance["balance"], 10,
+        "a refused top-up credited the account"
+    );
     // Nothing was created by the refused bodies.
     let (assets, _) = page(&app, &t, &format!("/v1/assets?project_id={project}")).await;
     assert!(assets.is_empty());
@@ -533,6 +559,11 @@ async fn wrong_field_type_is_422_validation_error_naming_the_field() {
         ),
         ("/v1/projects", json!({"name": 5}), "name"),
         ("/v1/projects", json!({"name": ["a"]}), "name"),
+        // Well-formed JSON of the wrong top-level type is a field error of the whole body.
+        ("/v1/projects", json!(["name"]), "body"),
+        ("/v1/assets", json!("x"), "body"),
+        // serde would read an array as the struct's fields in order: not an object, refused.
+        ("/v1/assets", json!([project, 1000]), "body"),
     ];
     for (path, body, field) in cases {
         let r = app

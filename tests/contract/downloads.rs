@@ -208,6 +208,10 @@ async fn tampered_download_ext_or_expires_is_403_invalid_signature() {
             with_param(link, "ext", "exe"),
             with_param(link, "expires", &(expires + 3_600).to_string()),
             with_param(link, "expires", &(expires - 1).to_string()),
+            // Found by the parser fuzz: a query that does not parse answered 422.
+            with_param(link, "expires", "abc"),
+            with_param(link, "expires", "99999999999999999999"),
+            format!("{link}&ext=wav"),
         ]
     };
     for bad in tampered {

@@ -283,9 +283,10 @@ pub fn expiry_after(now: OffsetDateTime, ttl: Duration) -> OffsetDateTime {
     now + ttl
 }
 
-/// Parses an `Upload-Offset` header value: a non-negative decimal integer.
+/// Parses an `Upload-Offset` header value: a non-negative decimal integer (leading zeros
+/// allowed) that fits 64 bits.
 pub fn parse_offset(raw: &str) -> Option<u64> {
-    if raw.is_empty() || raw.len() > 20 || !raw.bytes().all(|b| b.is_ascii_digit()) {
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     raw.parse().ok()
@@ -366,6 +367,15 @@ mod tests {
         ] {
             assert_eq!(parse_offset(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn offsets_may_carry_leading_zeros() {
+        // Found by the parser fuzz: 21 digits were refused whatever their value.
+        assert_eq!(parse_offset("000000000000000000000"), Some(0));
+        assert_eq!(parse_offset(&format!("{}1", "0".repeat(40))), Some(1));
+        assert_eq!(parse_offset("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_offset("18446744073709551616"), None);
     }
 
     #[test]

@@ -64,16 +64,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let content_type_ok = match req.headers().get(header::CONTENT_TYPE) {
-            None => true,
-            Some(v) => v
-                .to_str()
-                .map(|v| {
-                    let essence = v.split(';').next().unwrap_or("").trim();
-                    essence.eq_ignore_ascii_case("application/json") || essence.ends_with("+json")
-                })
-                .unwrap_or(false),
-        };
+        let content_type_ok = json_content_type_ok(req);
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
             if !content_type_ok {
@@ -95,27 +86,64 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     }
 }
 
-/// Parses JSON, naming the field in data errors. An empty body counts as `{}`.
+/// Whether a body may be read as JSON: no `Content-Type`, `application/json` or `…+json`, in
+/// any letter case (media types are case-insensitive, RFC 9110 §8.3.1).
+pub(crate) fn json_content_type_ok(req: &HttpRequest) -> bool {
+    match req.headers().get(header::CONTENT_TYPE) {
+        None => true,
+        Some(v) => v
+            .to_str()
+            .map(|v| {
+                let essence = v
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                essence == "application/json" || essence.ends_with("+json")
+            })
+            .unwrap_or(false),
+    }
+}
+
+/// Parses a JSON object body, syntax before fields; an empty body counts as `{}`.
+///
+/// Malformed JSON (not UTF-8, not one JSON value, anything after it) is 400 `invalid_json`,
+/// even where serde meets a field error first: in `{"a":1,}` the unknown `a` is read before the
+/// trailing comma. Well-formed JSON that `T` refuses (wrong type, missing, unknown or duplicate
+/// field) is 422 `validation_error` naming the field, and so is any top-level value other than
+/// an object (`body`), which serde would otherwise read as a struct's fields in order
+/// (`[…]`). A valid body is parsed once; only a refusal has the whole body checked for syntax
+/// (as a [`serde_json::Value`]) before it is answered.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let refused =
+        |field: String, message: String| match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Err(syntax) => ApiError::invalid_json(syntax.to_string()),
+            Ok(_) => ApiError::validation(&field, message),
+        };
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(refused(
+            "body".to_owned(),
+            "must be a JSON object".to_owned(),
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let parsed: Result<T, _> = serde_path_to_error::deserialize(&mut de);
-    let value = match parsed {
-        Ok(v) => v,
-        Err(e) => {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            return Err(match inner.classify() {
-                serde_json::error::Category::Data => {
-                    let field = if path == "." { "body".to_owned() } else { path };
-                    ApiError::validation(&field, strip_position(&inner.to_string()))
-                }
-                _ => ApiError::invalid_json(inner.to_string()),
-            });
+    let error = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(value) => {
+            return de
+                .end()
+                .map(|()| value)
+                .map_err(|e| ApiError::invalid_json(e.to_string()))
         }
+        Err(error) => error,
     };
-    de.end()
-        .map_err(|e| ApiError::invalid_json(e.to_string()))?;
-    Ok(value)
+    let path = error.path().to_string();
+    let inner = error.into_inner();
+    if inner.classify() != serde_json::error::Category::Data {
+        return Err(ApiError::invalid_json(inner.to_string()));
+    }
+    let field = if path == "." { "body".to_owned() } else { path };
+    Err(refused(field, strip_position(&inner.to_string())))
 }
 
 fn strip_position(message: &str) -> String {
@@ -166,7 +194,7 @@ pub fn encode_cursor(cursor: &Cursor) -> String {
     URL_SAFE_NO_PAD.encode(raw)
 }
 
-fn decode_cursor(raw: &str) -> Option<Cursor> {
+pub(crate) fn decode_cursor(raw: &str) -> Option<Cursor> {
     let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
     let text = String::from_utf8(bytes).ok()?;
     let (nanos, id) = text.split_once(':')?;
@@ -248,5 +276,56 @@ mod tests {
                 .code(),
             "invalid_json"
         );
+    }
+
+    #[test]
+    fn json_content_types_match_in_any_case() {
+        // Found by the parser fuzz: the `+json` suffix was matched case-sensitively.
+        let ok = |ct: &str| {
+            let req = actix_web::test::TestRequest::default()
+                .insert_header((header::CONTENT_TYPE, ct))
+                .to_http_request();
+            json_content_type_ok(&req)
+        };
+        assert!(ok("application/ld+Json"));
+        assert!(ok("APPLICATION/JSON; charset=utf-8"));
+        assert!(!ok("text/plain"));
+        assert!(!ok("application/jsonx"));
+    }
+
+    #[test]
+    fn json_syntax_is_judged_before_fields() {
+        // Each would be a field error (unknown, mistyped, missing, duplicate) if well-formed.
+        for bad in [
+            r#"{"a":1,}"#,
+            r#"{"size_bytes":1,}"#,
+            r#"{"size_bytes": "x""#,
+            r#"{"size_bytes": "x", "y": tru}"#,
+            r#"{"a": [1,]}"#,
+            r#"{"a": 1"#,
+            r#"{"size_bytes": 1, "size_bytes": 2,}"#,
+            r#"[1,]"#,
+            r#"nul"#,
+            "{\"a\": \"\u{7}\"}",
+        ] {
+            let e = parse_json::<Body>(bad.as_bytes()).expect_err(bad);
+            assert_eq!(e.code(), "invalid_json", "{bad}: {e}");
+        }
+        // Not UTF-8, inside the value of an unknown field.
+        let e = parse_json::<Body>(b"{\"a\": \"\xff\"}").expect_err("not UTF-8");
+        assert_eq!(e.code(), "invalid_json", "{e}");
+        // Well-formed: the field error stands.
+        for (good, field) in [
+            (r#"{"a":1}"#, "a"),
+            (r#"{"size_bytes": "x"}"#, "size_bytes"),
+            (r#"[1]"#, "body"),
+            (r#""x""#, "body"),
+            (r#"null"#, "body"),
+            (r#" 1 "#, "body"),
+        ] {
+            let e = parse_json::<Body>(good.as_bytes()).expect_err(good);
+            assert_eq!(e.code(), "validation_error", "{good}: {e}");
+            assert!(e.to_string().contains(field), "{good}: {e}");
+        }
     }
 }

@@ -6,6 +6,9 @@ mod extract;
 mod openapi;
 mod routes;
 
+#[cfg(test)]
+mod fuzz;
+
 use std::sync::Arc;
 use std::time::Duration;
 

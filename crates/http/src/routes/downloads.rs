@@ -39,9 +39,11 @@ pub struct SignedQuery {
 pub async fn download(
     req: HttpRequest,
     asset_id: web::Path<String>,
-    query: web::Query<SignedQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let invalid = || ApiError::from(roughy_app::IngestError::InvalidSignature);
+    // Parsed here, not by the `Query` extractor: a link whose query does not even parse (a
+    // non-numeric `expires`, a repeated parameter) is a tampered link, 403 like any other.
+    let query = web::Query::<SignedQuery>::from_query(req.query_string()).map_err(|_| invalid())?;
     let link = SignedDownload {
         asset_id: AssetId::parse(&asset_id).ok_or_else(invalid)?,
         format: query
@@ -107,7 +109,7 @@ pub async fn download(
 }
 
 /// Parses one `bytes=` range against `size`; `None` when malformed or unsatisfiable.
-fn parse_range(raw: &str, size: u64) -> Option<std::ops::Range<u64>> {
+pub(crate) fn parse_range(raw: &str, size: u64) -> Option<std::ops::Range<u64>> {
     let spec = raw.trim().strip_prefix("bytes=")?;
     if spec.contains(',') {
         return None;

@@ -53,7 +53,7 @@ pub async fn options() -> HttpResponse {
 }
 
 /// Every non-OPTIONS TUS request must speak 1.0.0.
-fn require_tus(req: &HttpRequest) -> Result<(), ApiError> {
+pub(crate) fn require_tus(req: &HttpRequest) -> Result<(), ApiError> {
     match req
         .headers()
         .get("Tus-Resumable")
@@ -117,26 +117,8 @@ pub async fn patch(
     require_tus(&req)?;
     let account = authenticate(&req).await?;
     let state = state(&req)?;
-    let content_type_ok = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case(OFFSET_OCTET_STREAM)
-        });
-    if !content_type_ok {
-        return Err(ApiError::unsupported_content_type(OFFSET_OCTET_STREAM));
-    }
-    let offset = req
-        .headers()
-        .get("Upload-Offset")
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_offset)
-        .ok_or_else(ApiError::invalid_upload_offset)?;
+    require_offset_octet_stream(&req)?;
+    let offset = upload_offset(&req)?;
     let chunk_len = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -148,6 +130,35 @@ pub async fn patch(
         .append_chunk(&account, &parse_id(&id)?, offset, chunk_len, body)
         .await?;
     Ok(with_expiry(HttpResponse::NoContent(), &view))
+}
+
+/// A PATCH body must be `application/offset+octet-stream` (parameters allowed).
+pub(crate) fn require_offset_octet_stream(req: &HttpRequest) -> Result<(), ApiError> {
+    let ok = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case(OFFSET_OCTET_STREAM)
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::unsupported_content_type(OFFSET_OCTET_STREAM))
+    }
+}
+
+/// `Upload-Offset`: a non-negative decimal integer.
+pub(crate) fn upload_offset(req: &HttpRequest) -> Result<u64, ApiError> {
+    req.headers()
+        .get("Upload-Offset")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_offset)
+        .ok_or_else(ApiError::invalid_upload_offset)
 }
 
 /// The request body as a stream that fails after `idle` without bytes, and ends after an error.
@@ -187,15 +198,27 @@ pub async fn post_override(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let method = req
-        .headers()
-        .get("X-HTTP-Method-Override")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_ascii_uppercase());
-    match method.as_deref() {
-        Some("PATCH") => patch(req, id, payload).await,
-        Some("DELETE") => delete(req, id).await,
-        Some("HEAD") => head(req, id).await,
+    match method_override(&req) {
+        Some(Method::PATCH) => patch(req, id, payload).await,
+        Some(Method::DELETE) => delete(req, id).await,
+        Some(Method::HEAD) => head(req, id).await,
         _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+/// The method `X-HTTP-Method-Override` names, when it is one a POST may stand for.
+pub(crate) fn method_override(req: &HttpRequest) -> Option<Method> {
+    let value = req
+        .headers()
+        .get("X-HTTP-Method-Override")?
+        .to_str()
+        .ok()?
+        .trim()
+        .to_ascii_uppercase();
+    match value.as_str() {
+        "PATCH" => Some(Method::PATCH),
+        "DELETE" => Some(Method::DELETE),
+        "HEAD" => Some(Method::HEAD),
+        _ => None,
     }
 }
