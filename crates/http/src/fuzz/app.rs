@@ -17,7 +17,7 @@ use roughy_app::ports::{BlobReader, MediaInfo, MediaInspector, ProbeError};
 use roughy_app::{Ingest, IngestConfig, IngestPorts, SystemClock};
 use roughy_blobstore::{HmacDownloadLinks, LocalBlobStore};
 use roughy_domain::{AdminToken, AssetState, DurationMs, MediaFormat, ProjectId};
-use roughy_memory::{InProcessUploadLocks, MemoryRepository, NotifyJobSignal};
+use roughy_memory::{MemoryRepository, NotifyJobSignal};
 
 use super::parsers::{json_body, json_verdict, Kind, BODIES};
 use super::{
@@ -198,8 +198,8 @@ fn check_http<S: Strategy>(
             assets: Arc::new(repo.clone()),
             uploads: Arc::new(repo.clone()),
             jobs: Arc::new(repo.clone()),
+            locks: Arc::new(repo.locks()),
             purges: Arc::new(repo),
-            locks: Arc::new(InProcessUploadLocks::new()),
             sink: blobs.clone(),
             blobs,
             media: Arc::new(StubMedia),
