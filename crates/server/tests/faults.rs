@@ -541,7 +541,7 @@ async fn connections_terminated_mid_upload_are_survived_by_resuming_clients() {
     execute_sql(
         &db,
         "DO $$ BEGIN
-           IF (SELECT sum(n) FROM injected_terminations) = 0 THEN
+           IF (SELECT coalesce(sum(n), 0) FROM injected_terminations) = 0 THEN
              RAISE EXCEPTION 'no connection was ever terminated';
            END IF;
          END $$;",
@@ -993,9 +993,51 @@ async fn a_client_that_stops_sending_is_cut_by_the_idle_timeout_or_by_a_resume()
 // 5. An asset deleted while its PATCH runs.
 // ---------------------------------------------------------------------------------------------
 
+/// Where a test's blobs live, and what of them is left.
+enum Blobs {
+    Disk(PathBuf),
+    S3(common::Bucket),
+}
+
+impl Blobs {
+    /// Every stored byte's file: under the blob directory, or the bucket's objects and the
+    /// parts of its multipart uploads for `asset`.
+    fn left(&self, asset: &str) -> Vec<String> {
+        let files = |dir: &std::path::Path| -> Vec<String> {
+            files_under(dir)
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect()
+        };
+        match self {
+            Self::Disk(dir) => files(dir),
+            Self::S3(bucket) => {
+                let mut left = files(&bucket.root.join(&bucket.name));
+                let parts = bucket.parts_of(asset);
+                if parts > 0 {
+                    left.push(format!("{parts} parts of a multipart upload"));
+                }
+                left
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_asset_deleted_while_its_patch_streams_stops_the_patch_and_purges_its_bytes() {
     let (root, shared) = shared_database().await;
+    let blobs = Blobs::Disk(root.path().join("blobs"));
+    delete_under_a_streaming_patch(root, shared, blobs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_an_asset_deleted_while_its_patch_streams_stops_the_patch_and_purges_its_bytes() {
+    let (root, shared, bucket) = common::shared_bucket().await;
+    delete_under_a_streaming_patch(root, shared, Blobs::S3(bucket)).await;
+}
+
+/// DELETE /v1/assets/{id} while a slow PATCH of it streams.
+async fn delete_under_a_streaming_patch(root: tempfile::TempDir, shared: Shared, blobs: Blobs) {
     let server = Server::start(&shared, &root.path().join("a"), &[]).await;
     let api = Api::tenant(&server, 100).await;
     let bytes = media(30_000); // 480 kB
@@ -1005,13 +1047,15 @@ async fn an_asset_deleted_while_its_patch_streams_stops_the_patch_and_purges_its
         api.patch(&url, 0, bytes[..first].to_vec()).await,
         StatusCode::NO_CONTENT
     );
-    // The rest at 4 KiB every 100 ms: about 11 s of body.
+    // All but the last 4 KiB (so it is not the finalising PATCH), 4 KiB every 100 ms: about
+    // 11 s of body.
     let sent = Arc::new(AtomicUsize::new(0));
+    let end = bytes.len() - 4096;
     let in_flight = paced_patch(
         &api,
         &url,
         &bytes,
-        (first, bytes.len()),
+        (first, end),
         (4096, Duration::from_millis(100)),
         &sent,
     );
@@ -1040,11 +1084,11 @@ async fn an_asset_deleted_while_its_patch_streams_stops_the_patch_and_purges_its
         .expect("the PATCH ends once its body does")
         .unwrap();
     let (ended_after, sent_by_then) = (deleted.elapsed(), sent.load(Ordering::SeqCst));
-    if ended_after > Duration::from_secs(3) || sent_by_then == bytes.len() - first {
+    if ended_after > Duration::from_secs(3) || sent_by_then == end - first {
         wrong.push(format!(
             "the PATCH of the deleted asset ran on for {ended_after:?} after the DELETE, \
              until {sent_by_then} of its {} bytes were sent",
-            bytes.len() - first
+            end - first
         ));
     }
     if let Ok(r) = answer {
@@ -1067,7 +1111,7 @@ async fn an_asset_deleted_while_its_patch_streams_stops_the_patch_and_purges_its
         wrong.push(format!("HEAD of its upload answered {status}"));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let left = files_under(&root.path().join("blobs"));
+    let left = blobs.left(&id);
     if !left.is_empty() {
         wrong.push(format!("bytes of the deleted asset left: {left:?}"));
     }

@@ -548,3 +548,121 @@ pub async fn wait_for(
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
+
+/// 6 MiB parts (the service takes no fewer than 10 000 parts cover its largest upload, so
+/// 5 MiB is refused): more parts per upload than the 8 MiB default.
+pub const PART: usize = 6 << 20;
+
+/// A bucket of the run's S3 server (`scripts/s3s-fs run -- …`).
+pub struct Bucket {
+    pub name: String,
+    pub prefix: String,
+    /// The S3 server's root directory: a bucket is a directory in it, and in-progress
+    /// multipart uploads are kept as files in it.
+    pub root: PathBuf,
+    pub endpoint: String,
+}
+
+impl Bucket {
+    /// A new empty bucket.
+    ///
+    /// # Panics
+    /// When no S3 server was started for the run: an S3 test fails, never skips.
+    pub fn fresh() -> (Self, Vec<(String, String)>) {
+        let var = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!(
+                    "{name} is not set: run the S3 tests through `scripts/s3s-fs run -- …` \
+                     (as `make test` does)"
+                )
+            })
+        };
+        let root = PathBuf::from(var("ROUGHY_TEST_S3_ROOT"));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let name = format!("proc{:x}{nanos:x}", std::process::id());
+        std::fs::create_dir_all(root.join(&name)).expect("create the bucket directory");
+        let prefix = "ingest".to_owned();
+        let endpoint = var("ROUGHY_TEST_S3_ENDPOINT");
+        let env = [
+            ("ROUGHY_STORAGE_URL", format!("s3://{name}/{prefix}")),
+            ("AWS_ENDPOINT", endpoint.clone()),
+            ("AWS_ALLOW_HTTP", "true".to_owned()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_ACCESS_KEY_ID", var("ROUGHY_TEST_S3_ACCESS_KEY")),
+            ("AWS_SECRET_ACCESS_KEY", var("ROUGHY_TEST_S3_SECRET_KEY")),
+            ("ROUGHY_STORAGE_PART_SIZE", PART.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        (
+            Self {
+                name,
+                prefix,
+                root,
+                endpoint,
+            },
+            env,
+        )
+    }
+
+    /// How many parts of in-progress multipart uploads of the asset's object the S3 server
+    /// holds (s3s-fs keeps `.bucket-<b64>.object-<b64>.upload-<id>.*` and
+    /// `.upload_id-<id>.part-<n>` files in its root).
+    pub fn parts_of(&self, asset_id: &str) -> usize {
+        let key = format!("{}/objects/{asset_id}", self.prefix);
+        let mine = format!(
+            ".bucket-{}.object-{}.upload-",
+            b64(self.name.as_bytes()),
+            b64(key.as_bytes())
+        );
+        let names: Vec<String> = std::fs::read_dir(&self.root)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let uploads: Vec<String> = names
+            .iter()
+            .filter_map(|n| n.strip_prefix(&mine))
+            .filter_map(|rest| {
+                rest.split_once('.')
+                    .map(|(id, _)| format!(".upload_id-{id}.part-"))
+            })
+            .collect();
+        names
+            .iter()
+            .filter(|n| uploads.iter().any(|u| n.starts_with(u.as_str())))
+            .count()
+    }
+}
+
+/// Base64, URL-safe alphabet, no padding (how s3s-fs spells names in its files).
+fn b64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for c in input.chunks(3) {
+        let byte = |i: usize| u32::from(c.get(i).copied().unwrap_or(0));
+        let n = (byte(0) << 16) | (byte(1) << 8) | byte(2);
+        for i in 0..=c.len() {
+            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
+/// A fresh database and a fresh bucket, shared by the processes of one test.
+pub async fn shared_bucket() -> (tempfile::TempDir, Shared, Bucket) {
+    let (bucket, storage) = Bucket::fresh();
+    let root = tempfile::tempdir().unwrap();
+    let shared = Shared {
+        database_url: Some(roughy_postgres::testing::fresh_database_url().await),
+        storage,
+    };
+    (root, shared, bucket)
+}
