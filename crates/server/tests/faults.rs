@@ -86,6 +86,11 @@ struct Resumer<'a> {
 
 impl<'a> Resumer<'a> {
     fn new(api: &'a Api, url: &str, bytes: &'a [u8], server: &Server) -> Self {
+        Self::logging_to(api, url, bytes, server.data_dir.join("server.log"))
+    }
+
+    /// A client whose failures show the log at `log` (that of whichever process serves).
+    fn logging_to(api: &'a Api, url: &str, bytes: &'a [u8], log: PathBuf) -> Self {
         Self {
             api,
             url: url.to_owned(),
@@ -94,8 +99,8 @@ impl<'a> Resumer<'a> {
             sent: 0,
             after_failure: false,
             seen: Seen::default(),
-            deadline: Instant::now() + Duration::from_secs(90),
-            log: server.data_dir.join("server.log"),
+            deadline: Instant::now() + Duration::from_secs(120),
+            log,
             progress: None,
         }
     }
@@ -818,18 +823,8 @@ async fn kill_9_at_random_moments_over_many_uploads_loses_no_acknowledged_byte()
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 };
                 let mut chunks = rand::rngs::StdRng::seed_from_u64(chunk_seed);
-                let resumer = Resumer {
-                    api: &api,
-                    url,
-                    bytes: &bytes,
-                    acked: 0,
-                    sent: 0,
-                    after_failure: false,
-                    seen: Seen::default(),
-                    deadline: Instant::now() + Duration::from_secs(120),
-                    log: log.clone(),
-                    progress: Some(progress.clone()),
-                };
+                let mut resumer = Resumer::logging_to(&api, &url, &bytes, log.clone());
+                resumer.progress = Some(progress.clone());
                 seen += resumer
                     .run(|| CHUNKS[chunks.gen_range(0..CHUNKS.len())])
                     .await;
