@@ -6,363 +6,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use reqwest::{Client, Method, StatusCode};
-use serde_json::{json, Value};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
 
 use roughy_media::synth::wav;
 
-const ADMIN: &str = "process-test-admin";
-
-/// One `roughy-server` process.
-struct Server {
-    child: Child,
-    base: String,
-    data_dir: PathBuf,
-}
-
-/// What several processes share: a database, the blob store, the signing key.
-#[derive(Clone)]
-struct Shared {
-    database_url: Option<String>,
-    /// The blob store's variables: `ROUGHY_STORAGE_URL` and, for S3, the `AWS_*` ones.
-    storage: Vec<(String, String)>,
-}
-
-/// A local blob directory.
-fn file_storage(dir: &Path) -> Vec<(String, String)> {
-    vec![(
-        "ROUGHY_STORAGE_URL".to_owned(),
-        format!("file://{}", dir.display()),
-    )]
-}
-
-impl Server {
-    /// Starts the binary with its own data dir and a free port; waits for `/readyz`.
-    async fn start(shared: &Shared, data_dir: &Path, extra: &[(&str, &str)]) -> Self {
-        std::fs::create_dir_all(data_dir).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = std::fs::File::create(data_dir.join("server.log")).unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_roughy-server"));
-        command
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "info")
-            .env("ROUGHY_BIND", format!("127.0.0.1:{port}"))
-            .env("ROUGHY_DATA_DIR", data_dir)
-            .env("ROUGHY_SIGNING_KEY", "process-test-signing-key")
-            .env("ROUGHY_ADMIN_TOKEN", ADMIN)
-            .env("ROUGHY_DB_POOL_SIZE", "4")
-            .env("ROUGHY_HTTP_WORKERS", "2")
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log));
-        if let Some(url) = &shared.database_url {
-            command.env("DATABASE_URL", url);
-        }
-        for (k, v) in &shared.storage {
-            command.env(k, v);
-        }
-        for (k, v) in extra {
-            command.env(k, v);
-        }
-        let child = command.spawn().expect("roughy-server starts");
-        let server = Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            data_dir: data_dir.to_owned(),
-        };
-        server.wait_ready().await;
-        server
-    }
-
-    async fn wait_ready(&self) {
-        let client = Client::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Ok(r) = client.get(format!("{}/readyz", self.base)).send().await {
-                if r.status() == StatusCode::OK {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("roughy-server did not become ready; log:\n{}", self.log());
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()
-    }
-
-    /// `kill -9`: no shutdown of any kind.
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// SIGTERM, then wait for a graceful exit.
-    fn terminate(mut self) {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "graceful exit; log:\n{}", self.log());
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!(
-            "roughy-server did not stop after SIGTERM; log:\n{}",
-            self.log()
-        );
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// An API client of one account.
-struct Api {
-    client: Client,
-    key: String,
-}
-
-impl Api {
-    /// A new account with `credits` and its key, made through `server`'s operator API.
-    async fn tenant(server: &Server, credits: i64) -> Self {
-        let client = Client::builder()
-            .timeout(Duration::from_secs(120))
-            .build()
-            .unwrap();
-        let admin = |m: Method, p: String| {
-            client
-                .request(m, format!("{}{p}", server.base))
-                .bearer_auth(ADMIN)
-        };
-        let account: Value = admin(Method::POST, "/admin/v1/accounts".into())
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let account_id = account["id"].as_str().unwrap().to_owned();
-        let key: Value = admin(
-            Method::POST,
-            format!("/admin/v1/accounts/{account_id}/api-keys"),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-        let r = admin(
-            Method::POST,
-            format!("/admin/v1/accounts/{account_id}/top-ups"),
-        )
-        .json(&json!({ "credits": credits }))
-        .send()
-        .await
-        .unwrap();
-        assert_eq!(r.status(), StatusCode::CREATED);
-        Self {
-            client,
-            key: key["key"].as_str().unwrap().to_owned(),
-        }
-    }
-
-    async fn json(&self, method: Method, url: String, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self.client.request(method, url).bearer_auth(&self.key);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let r = req.send().await.unwrap();
-        (r.status(), r.json().await.unwrap_or(Value::Null))
-    }
-
-    /// A project and an asset of `size` bytes on `server`: `(asset id, upload URL)`.
-    async fn asset(&self, server: &Server, size: usize) -> (String, String) {
-        let (status, project) = self
-            .json(Method::POST, format!("{}/v1/projects", server.base), None)
-            .await;
-        assert_eq!(status, StatusCode::CREATED);
-        let r = self
-            .client
-            .post(format!("{}/v1/assets", server.base))
-            .bearer_auth(&self.key)
-            .json(&json!({"project_id": project["id"], "size_bytes": size}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::CREATED);
-        let location = r.headers()["location"].to_str().unwrap().to_owned();
-        let asset: Value = r.json().await.unwrap();
-        (asset["id"].as_str().unwrap().to_owned(), location)
-    }
-
-    /// The upload URL as served by another process (same path, other base).
-    fn via(server: &Server, upload_url: &str) -> String {
-        let path = upload_url.split_once("/v1/").map(|(_, p)| p).unwrap();
-        format!("{}/v1/{path}", server.base)
-    }
-
-    async fn head(&self, url: &str) -> u64 {
-        let r = self
-            .client
-            .head(url)
-            .bearer_auth(&self.key)
-            .header("Tus-Resumable", "1.0.0")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK, "HEAD {url}");
-        r.headers()["upload-offset"]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap()
-    }
-
-    async fn patch(&self, url: &str, offset: u64, bytes: Vec<u8>) -> StatusCode {
-        self.client
-            .patch(url)
-            .bearer_auth(&self.key)
-            .header("Tus-Resumable", "1.0.0")
-            .header("Content-Type", "application/offset+octet-stream")
-            .header("Upload-Offset", offset.to_string())
-            .body(bytes)
-            .send()
-            .await
-            .unwrap()
-            .status()
-    }
-
-    /// Sends `bytes` through `url` in `chunk`-byte PATCHes from HEAD's offset until the
-    /// upload is complete, racing whoever else PATCHes it. Returns the PATCHes accepted.
-    async fn race_patches(&self, url: String, bytes: &[u8], chunk: usize) -> usize {
-        let mut accepted = 0;
-        loop {
-            let offset = self.head(&url).await as usize;
-            assert!(offset <= bytes.len());
-            if offset == bytes.len() {
-                return accepted;
-            }
-            let end = (offset + chunk).min(bytes.len());
-            match self
-                .patch(&url, offset as u64, bytes[offset..end].to_vec())
-                .await
-            {
-                StatusCode::NO_CONTENT => accepted += 1,
-                // Lost the race: the offset moved, the other request took over, or the lock
-                // holder did not let go in time. HEAD and go on.
-                StatusCode::CONFLICT | StatusCode::LOCKED => {}
-                other => panic!("unexpected {other} for PATCH at {offset}"),
-            }
-        }
-    }
-
-    /// Uploads `bytes` from the server's offset on, in `chunk`-byte PATCHes.
-    async fn upload(&self, url: &str, bytes: &[u8], chunk: usize) {
-        loop {
-            let offset = self.head(url).await;
-            if offset as usize == bytes.len() {
-                return;
-            }
-            let end = (offset as usize + chunk).min(bytes.len());
-            let status = self
-                .patch(url, offset, bytes[offset as usize..end].to_vec())
-                .await;
-            assert_eq!(status, StatusCode::NO_CONTENT, "PATCH at {offset}");
-        }
-    }
-
-    async fn asset_state(&self, server: &Server, id: &str) -> Value {
-        let (status, asset) = self
-            .json(Method::GET, format!("{}/v1/assets/{id}", server.base), None)
-            .await;
-        assert_eq!(status, StatusCode::OK);
-        asset
-    }
-
-    /// Waits (up to `within`) until the asset leaves `processing`.
-    async fn settled(&self, server: &Server, id: &str, within: Duration) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let asset = self.asset_state(server, id).await;
-            if asset["state"] != "processing" && asset["state"] != "pending_upload" {
-                return asset;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "asset {id} still {}; log:\n{}",
-                asset["state"],
-                server.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn charges(&self, server: &Server) -> Vec<Value> {
-        let (_, ledger) = self
-            .json(
-                Method::GET,
-                format!("{}/v1/credits/ledger?limit=100", server.base),
-                None,
-            )
-            .await;
-        ledger["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["kind"] == "asset_charge")
-            .cloned()
-            .collect()
-    }
-
-    async fn download(&self, asset: &Value) -> Vec<u8> {
-        let url = asset["download_url"]
-            .as_str()
-            .expect("ready assets have a download_url");
-        self.client
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap()
-            .to_vec()
-    }
-}
-
-async fn shared_database() -> (tempfile::TempDir, Shared) {
-    let root = tempfile::tempdir().unwrap();
-    let shared = Shared {
-        database_url: Some(roughy_postgres::testing::fresh_database_url().await),
-        storage: file_storage(&root.path().join("blobs")),
-    };
-    (root, shared)
-}
+use common::{
+    assert_same, credits, file_storage, media, patch_in_flight, shared_bucket, shared_database,
+    wait_for, Api, Bucket, Server, Shared, PART,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_racing_patches_to_one_upload_never_corrupt_the_bytes_or_the_offset() {
@@ -416,26 +75,9 @@ async fn processing_jobs_raced_by_the_workers_of_two_processes_are_each_settled_
         let asset = api.settled(&a, id, Duration::from_secs(60)).await;
         assert_eq!(asset["state"], "ready", "{asset}");
     }
-    let charges = api.charges(&a).await;
-    assert_eq!(
-        charges.len(),
-        assets.len(),
-        "one charge per asset: {charges:?}"
-    );
-    for id in &assets {
-        assert_eq!(
-            charges
-                .iter()
-                .filter(|c| c["asset_id"] == id.as_str())
-                .count(),
-            1,
-            "{id}"
-        );
-    }
-    let (_, balance) = api
-        .json(Method::GET, format!("{}/v1/credits", b.base), None)
+    let ids: Vec<&str> = assets.iter().map(String::as_str).collect();
+    api.assert_charged_once(&b, &ids, 1_000 - 2 * assets.len() as i64)
         .await;
-    assert_eq!(balance["balance"], 1_000 - 2 * assets.len() as i64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -475,19 +117,15 @@ async fn kill_9_mid_upload_loses_no_acknowledged_byte_and_the_upload_resumes_ide
     }
     // A PATCH that sends 256 KiB and then stalls; the server is killed while it hangs.
     let sent = 256 * 1024;
-    let head = bytes[acknowledged..acknowledged + sent].to_vec();
-    let body = stalling_body(head);
-    let pending = api
-        .client
-        .patch(&url)
-        .bearer_auth(&api.key)
-        .header("Tus-Resumable", "1.0.0")
-        .header("Content-Type", "application/offset+octet-stream")
-        .header("Upload-Offset", acknowledged.to_string())
-        .header("Content-Length", (bytes.len() - acknowledged).to_string())
-        .body(body)
-        .send();
-    let in_flight = tokio::spawn(pending);
+    let counted = Arc::new(AtomicUsize::new(0));
+    let in_flight = patch_in_flight(
+        &api,
+        &url,
+        &bytes,
+        acknowledged,
+        acknowledged + sent,
+        &counted,
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     a.kill9();
     let _ = in_flight.await;
@@ -511,14 +149,6 @@ async fn kill_9_mid_upload_loses_no_acknowledged_byte_and_the_upload_resumes_ide
         bytes,
         "resumed to a byte-identical object"
     );
-}
-
-/// A body that yields `head` and then never ends (a client that stalls mid-PATCH).
-fn stalling_body(head: Vec<u8>) -> reqwest::Body {
-    use futures::StreamExt;
-    let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(head) })
-        .chain(futures::stream::pending());
-    reqwest::Body::wrap_stream(stream)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -551,151 +181,6 @@ async fn embedded_defaults_keep_assets_and_bytes_across_a_restart() {
 // Several processes on one database and one S3 bucket, with nothing on a shared filesystem.
 // ---------------------------------------------------------------------------------------------
 
-/// 6 MiB parts (the service takes no fewer than 10 000 parts cover its largest upload, so
-/// 5 MiB is refused): more parts per upload than the 8 MiB default.
-const PART: usize = 6 << 20;
-
-/// A bucket of the run's S3 server (`scripts/s3s-fs run -- …`).
-struct Bucket {
-    name: String,
-    prefix: String,
-    /// The S3 server's root directory: a bucket is a directory in it, and in-progress
-    /// multipart uploads are kept as files in it.
-    root: PathBuf,
-    endpoint: String,
-}
-
-impl Bucket {
-    /// A new empty bucket.
-    ///
-    /// # Panics
-    /// When no S3 server was started for the run: an S3 test fails, never skips.
-    fn fresh() -> (Self, Vec<(String, String)>) {
-        let var = |name: &str| {
-            std::env::var(name).unwrap_or_else(|_| {
-                panic!(
-                    "{name} is not set: run the S3 tests through `scripts/s3s-fs run -- …` \
-                     (as `make test` does)"
-                )
-            })
-        };
-        let root = PathBuf::from(var("ROUGHY_TEST_S3_ROOT"));
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let name = format!("proc{:x}{nanos:x}", std::process::id());
-        std::fs::create_dir_all(root.join(&name)).expect("create the bucket directory");
-        let prefix = "ingest".to_owned();
-        let endpoint = var("ROUGHY_TEST_S3_ENDPOINT");
-        let env = [
-            ("ROUGHY_STORAGE_URL", format!("s3://{name}/{prefix}")),
-            ("AWS_ENDPOINT", endpoint.clone()),
-            ("AWS_ALLOW_HTTP", "true".to_owned()),
-            ("AWS_REGION", "us-east-1".to_owned()),
-            ("AWS_ACCESS_KEY_ID", var("ROUGHY_TEST_S3_ACCESS_KEY")),
-            ("AWS_SECRET_ACCESS_KEY", var("ROUGHY_TEST_S3_SECRET_KEY")),
-            ("ROUGHY_STORAGE_PART_SIZE", PART.to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        (
-            Self {
-                name,
-                prefix,
-                root,
-                endpoint,
-            },
-            env,
-        )
-    }
-
-    /// How many parts of in-progress multipart uploads of the asset's object the S3 server
-    /// holds (s3s-fs keeps `.bucket-<b64>.object-<b64>.upload-<id>.*` and
-    /// `.upload_id-<id>.part-<n>` files in its root).
-    fn parts_of(&self, asset_id: &str) -> usize {
-        let key = format!("{}/objects/{asset_id}", self.prefix);
-        let mine = format!(
-            ".bucket-{}.object-{}.upload-",
-            b64(self.name.as_bytes()),
-            b64(key.as_bytes())
-        );
-        let names: Vec<String> = std::fs::read_dir(&self.root)
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let uploads: Vec<String> = names
-            .iter()
-            .filter_map(|n| n.strip_prefix(&mine))
-            .filter_map(|rest| {
-                rest.split_once('.')
-                    .map(|(id, _)| format!(".upload_id-{id}.part-"))
-            })
-            .collect();
-        names
-            .iter()
-            .filter(|n| uploads.iter().any(|u| n.starts_with(u.as_str())))
-            .count()
-    }
-}
-
-/// Base64, URL-safe alphabet, no padding (how s3s-fs spells names in its files).
-fn b64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for c in input.chunks(3) {
-        let byte = |i: usize| u32::from(c.get(i).copied().unwrap_or(0));
-        let n = (byte(0) << 16) | (byte(1) << 8) | byte(2);
-        for i in 0..=c.len() {
-            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-        }
-    }
-    out
-}
-
-/// A fresh database and a fresh bucket, shared by the processes of one test.
-async fn shared_bucket() -> (tempfile::TempDir, Shared, Bucket) {
-    let (bucket, storage) = Bucket::fresh();
-    let root = tempfile::tempdir().unwrap();
-    let shared = Shared {
-        database_url: Some(roughy_postgres::testing::fresh_database_url().await),
-        storage,
-    };
-    (root, shared, bucket)
-}
-
-/// A WAV of `millis` ms at 8 kHz (16 000 bytes a second) whose samples carry their own
-/// position every 4 KiB: a part or tail stored twice, dropped or out of order shows.
-fn media(millis: u64) -> Vec<u8> {
-    let mut bytes = wav(millis, 8_000);
-    for at in (44..bytes.len().saturating_sub(8)).step_by(4096) {
-        bytes[at..at + 8].copy_from_slice(&(at as u64).to_le_bytes());
-    }
-    bytes
-}
-
-/// The credits a WAV of `millis` ms costs: whole minutes, rounded up.
-fn credits(millis: u64) -> i64 {
-    i64::try_from(millis.div_ceil(60_000).max(1)).unwrap()
-}
-
-/// `actual == expected`, reported without printing megabytes.
-fn assert_same(actual: &[u8], expected: &[u8], what: &str) {
-    if actual != expected {
-        let first = actual.iter().zip(expected).position(|(a, b)| a != b);
-        panic!(
-            "{what}: {} bytes, expected {}; first differing byte at {first:?}",
-            actual.len(),
-            expected.len()
-        );
-    }
-}
-
 /// Bytes of files under `dir` other than the server log (what a process kept locally).
 fn local_bytes(dir: &Path) -> u64 {
     let mut total = 0;
@@ -711,14 +196,6 @@ fn local_bytes(dir: &Path) -> u64 {
 }
 
 impl Api {
-    async fn balance(&self, server: &Server) -> i64 {
-        let (status, balance) = self
-            .json(Method::GET, format!("{}/v1/credits", server.base), None)
-            .await;
-        assert_eq!(status, StatusCode::OK);
-        balance["balance"].as_i64().unwrap()
-    }
-
     /// The ready asset's object, fetched through its `download_url`, which for S3 is a
     /// presigned GET of the bucket.
     async fn download_from(&self, bucket: &Bucket, asset: &Value) -> Vec<u8> {
@@ -860,72 +337,9 @@ async fn s3_api_and_worker_processes_split_the_work_and_settle_every_asset_exact
         );
         assert_same(&api.download_from(&bucket, &asset).await, bytes, id);
     }
-    let charges = api.charges(&api2).await;
-    assert_eq!(
-        charges.len(),
-        assets.len(),
-        "one charge per asset: {charges:?}"
-    );
-    for (id, _) in &assets {
-        assert_eq!(
-            charges
-                .iter()
-                .filter(|c| c["asset_id"] == id.as_str())
-                .count(),
-            1,
-            "{id}"
-        );
-    }
     let spent: i64 = lengths.iter().map(|&m| credits(m)).sum();
-    assert_eq!(api.balance(&api1).await, 1_000 - spent);
-}
-
-/// A PATCH body of `bytes[..stop]` in 256 KiB chunks, then a stall; `sent` counts what it
-/// handed to the connection (at least what the server received).
-fn counted_body(bytes: &[u8], stop: usize, sent: &Arc<AtomicUsize>) -> reqwest::Body {
-    use futures::StreamExt;
-    let chunks: Vec<Vec<u8>> = bytes[..stop]
-        .chunks(256 * 1024)
-        .map(<[u8]>::to_vec)
-        .collect();
-    let sent = sent.clone();
-    let stream = futures::stream::iter(chunks)
-        .map(move |c| {
-            sent.fetch_add(c.len(), Ordering::SeqCst);
-            Ok::<_, std::io::Error>(c)
-        })
-        .chain(futures::stream::pending());
-    reqwest::Body::wrap_stream(stream)
-}
-
-/// Starts a PATCH of `bytes[from..]` whose body stops after `bytes[from..stop]`.
-fn patch_in_flight(
-    api: &Api,
-    url: &str,
-    bytes: &[u8],
-    from: usize,
-    stop: usize,
-    sent: &Arc<AtomicUsize>,
-) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
-    let pending = api
-        .client
-        .patch(url)
-        .bearer_auth(&api.key)
-        .header("Tus-Resumable", "1.0.0")
-        .header("Content-Type", "application/offset+octet-stream")
-        .header("Upload-Offset", from.to_string())
-        .header("Content-Length", (bytes.len() - from).to_string())
-        .body(counted_body(&bytes[from..], stop - from, sent))
-        .send();
-    tokio::spawn(pending)
-}
-
-async fn wait_for(what: &str, within: Duration, log: impl Fn() -> String, ok: impl Fn() -> bool) {
-    let deadline = Instant::now() + within;
-    while !ok() {
-        assert!(Instant::now() < deadline, "{what}; log:\n{}", log());
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    let ids: Vec<&str> = assets.iter().map(|(id, _)| id.as_str()).collect();
+    api.assert_charged_once(&api2, &ids, 1_000 - spent).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1008,17 +422,6 @@ async fn s3_kill_9_between_a_part_upload_and_its_database_record_loses_nothing_a
         assert_eq!(asset["size_bytes"], bytes.len());
         assert_same(&api.download_from(&bucket, &asset).await, &bytes, id);
     }
-    let charges = api.charges(&again).await;
-    assert_eq!(charges.len(), 2, "one charge per asset: {charges:?}");
-    for id in [&first, &second] {
-        assert_eq!(
-            charges
-                .iter()
-                .filter(|c| c["asset_id"] == id.as_str())
-                .count(),
-            1,
-            "{id}"
-        );
-    }
-    assert_eq!(api.balance(&b).await, 1_000 - 2 * credits(millis));
+    api.assert_charged_once(&b, &[&first, &second], 1_000 - 2 * credits(millis))
+        .await;
 }
