@@ -79,7 +79,22 @@ impl Ingest {
             }
         };
         let at = roughy_domain::time_format::to_micros(self.ports.clock.now());
-        match self.ports.jobs.complete_job(&job, &outcome, at).await? {
+        let settled = match self.ports.jobs.complete_job(&job, &outcome, at).await {
+            Ok(settled) => settled,
+            Err(e) => {
+                // Nothing was settled (one transaction). Give the job back now rather than
+                // leaving it leased until its lease runs out; if even that fails, the lease's
+                // end frees it.
+                let delay = self.retry_delay(attempt);
+                tracing::warn!(asset = %asset_id, error = %e, retry_in_secs = delay.whole_seconds(), "settling the job failed; job released for retry");
+                let retry_at = self.ports.clock.now() + delay;
+                if let Err(release) = self.ports.jobs.release_job(&job, retry_at).await {
+                    tracing::warn!(asset = %asset_id, error = %release, "could not release the job; it is retried when its lease runs out");
+                }
+                return Err(e.into());
+            }
+        };
+        match settled {
             Some(state) => {
                 tracing::info!(asset = %asset_id, state = state.as_str(), "asset processed");
                 if state == AssetState::Failed {

@@ -615,3 +615,35 @@ async fn a_job_whose_lease_was_lost_stops_without_settling() {
 
     assert!(h.build().process_next_job().await.expect("ran"));
 }
+
+#[tokio::test]
+async fn a_settlement_that_fails_gives_the_job_back_at_once() {
+    let mut h = Harness::new();
+    let job = job(Some(MediaFormat::Wav));
+    expect_claim(&mut h, &job);
+    expect_object(&mut h, &job);
+    expect_probe(&mut h, MediaFormat::Wav, || {
+        Ok(MediaInfo {
+            duration: DurationMs::from_millis(60_000),
+            format: MediaFormat::Wav,
+        })
+    });
+    h.jobs
+        .expect_complete_job()
+        .times(1)
+        .returning(|_, _, _| Err(RepoError::Unavailable("connection terminated".into())));
+    // Not left leased until the lease runs out: retried after the first retry delay.
+    let released = job.clone();
+    h.jobs
+        .expect_release_job()
+        .withf(move |j, retry_at| *j == released && *retry_at == NOW + JOB_RETRY_DELAY)
+        .times(1)
+        .returning(|_, _| Ok(()));
+
+    let err = h
+        .build()
+        .process_next_job()
+        .await
+        .expect_err("the settlement failed");
+    assert!(matches!(err, IngestError::Unavailable(_)), "{err:?}");
+}
