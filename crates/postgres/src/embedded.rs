@@ -152,7 +152,7 @@ pub struct EmbeddedPostgres {
     running: bool,
     /// The owner lock, released when this value is dropped (after the cluster is stopped);
     /// `None` for a shared cluster.
-    owner: Option<OwnerLock>,
+    _owner: Option<OwnerLock>,
 }
 
 impl EmbeddedPostgres {
@@ -258,7 +258,7 @@ impl EmbeddedPostgres {
             bin,
             run_as,
             running: false,
-            owner,
+            _owner: owner,
         };
         cluster.init(options)?;
         cluster.write_settings(options)?;
@@ -388,7 +388,7 @@ impl EmbeddedPostgres {
     #[cfg(feature = "testing")]
     pub fn abandon(mut self) {
         self.running = false;
-        self.owner = None;
+        self._owner = None;
     }
 
     fn stop_in_place(&mut self) -> Result<(), EmbeddedError> {
@@ -877,7 +877,7 @@ mod tests {
             bin: PathBuf::new(),
             run_as: None,
             running: false,
-            owner: None,
+            _owner: None,
         };
         assert_eq!(
             cluster.url(),

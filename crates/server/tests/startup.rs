@@ -418,9 +418,10 @@ async fn the_admin_token_from_the_environment_is_trimmed_like_the_presented_one(
         StatusCode::CREATED,
         "the trimmed token is the token"
     );
+    // The presented one was trimmed already.
     let padded_presented = client
         .post(format!("{}/admin/v1/accounts", server.base))
-        .header("Authorization", format!("Bearer {padded}"))
+        .header("Authorization", format!("Bearer   {ADMIN}  "))
         .json(&serde_json::json!({}))
         .send()
         .await
