@@ -2,7 +2,7 @@
 CARGO ?= cargo
 ROUGHY_URL ?= http://127.0.0.1:8080
 # `make run` enables the operator API with this token so `make key` can mint a first key.
-ROUGHY_ADMIN_TOKEN ?= dev-admin-token
+ROUGHY_ADMIN_TOKEN ?= roughy-dev-admin-token
 export ROUGHY_ADMIN_TOKEN
 
 .PHONY: run test test-suites test-deps lint fmt openapi key bench fuzz clean

@@ -278,9 +278,10 @@ impl Upload {
     }
 }
 
-/// The expiry a successful PATCH at `now` sets.
+/// The expiry a successful PATCH at `now` sets. Saturates at the latest representable
+/// instant rather than overflowing (a panic inside a request handler) on a huge `ttl`.
 pub fn expiry_after(now: OffsetDateTime, ttl: Duration) -> OffsetDateTime {
-    now + ttl
+    now.saturating_add(ttl)
 }
 
 /// Parses an `Upload-Offset` header value: a non-negative decimal integer (leading zeros

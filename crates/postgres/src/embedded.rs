@@ -8,7 +8,15 @@
 //! <dir>/data/            the cluster (initdb'd the first time; reused afterwards)
 //! <dir>/.s.PGSQL.5432    the unix socket: the cluster listens on no TCP port at all
 //! <dir>/postgres.log     the server log
+//! <dir>/roughy.lock      the owner lock: held (flock) by the one process that owns the cluster
 //! ```
+//!
+//! One process owns a cluster: [`EmbeddedPostgres::start`] takes an exclusive `flock` on
+//! `roughy.lock` before anything else (initdb included) and holds it until the cluster is
+//! stopped. A second process on the same directory is refused with
+//! [`EmbeddedError::InUse`], which names the owner's pid and the URL that shares the cluster
+//! instead. The kernel drops the lock when its process dies, however it dies, so a killed
+//! owner never blocks the next start (which adopts the server it left running).
 //!
 //! Authentication is `trust`, which is safe because only the socket exists and it lives in a
 //! directory only its owner can enter. PostgreSQL refuses to run as root: a root process runs
@@ -46,6 +54,8 @@ const PORT: u16 = 5432;
 const MAX_SOCKET_PATH: usize = 107;
 /// The file our settings live in, included from `postgresql.conf`.
 const SETTINGS_FILE: &str = "roughy.conf";
+/// The owner lock: the process holding its `flock` owns the cluster; it holds its pid.
+const OWNER_LOCK_FILE: &str = "roughy.lock";
 
 /// Why the embedded cluster could not be started or used.
 #[derive(Debug, Error)]
@@ -94,6 +104,20 @@ pub enum EmbeddedError {
     /// The started cluster did not answer.
     #[error("cannot use the embedded PostgreSQL: {0}")]
     Database(String),
+    /// Another process owns the cluster in this directory (it holds the owner lock).
+    #[error(
+        "the embedded PostgreSQL in {} is already in use by {owner}: stop that process first, \
+         or share its cluster by starting this one with DATABASE_URL={url}",
+        dir.display()
+    )]
+    InUse {
+        /// The cluster's directory.
+        dir: PathBuf,
+        /// The owning process, as `pid N (name)` when known.
+        owner: String,
+        /// The connection URL of the service's database over the cluster's socket.
+        url: String,
+    },
 }
 
 /// How the cluster treats durability.
@@ -126,14 +150,19 @@ pub struct EmbeddedPostgres {
     bin: PathBuf,
     run_as: Option<RunAs>,
     running: bool,
+    /// The owner lock, released when this value is dropped (after the cluster is stopped);
+    /// `None` for a shared cluster.
+    _owner: Option<OwnerLock>,
 }
 
 impl EmbeddedPostgres {
-    /// Starts the cluster in `dir` with the default (durable) options: initdb the first time,
-    /// reuse it afterwards (recovering from a stale `postmaster.pid`, or adopting a server
-    /// left running by a process that died), and create the `roughy` database if missing.
+    /// Starts the cluster in `dir` with the default (durable) options: take the owner lock,
+    /// initdb the first time, reuse it afterwards (recovering from a stale `postmaster.pid`,
+    /// or adopting a server left running by a process that died), and create the `roughy`
+    /// database if missing. The owner lock is held until the cluster is stopped.
     ///
     /// # Errors
+    /// [`EmbeddedError::InUse`] when another live process owns the cluster;
     /// [`EmbeddedError::BinariesNotFound`] when PostgreSQL is not installed; any failure of
     /// the file system, `initdb` or `pg_ctl` (with the end of the server log).
     pub async fn start(dir: &Path) -> Result<Self, EmbeddedError> {
@@ -147,9 +176,10 @@ impl EmbeddedPostgres {
     pub async fn start_with(dir: &Path, options: EmbeddedOptions) -> Result<Self, EmbeddedError> {
         let dir = dir.to_owned();
         // initdb and pg_ctl block for seconds: keep them off the async workers.
-        let cluster = tokio::task::spawn_blocking(move || Self::start_blocking(&dir, options))
-            .await
-            .map_err(|e| EmbeddedError::Database(format!("the start-up task failed: {e}")))??;
+        let cluster =
+            tokio::task::spawn_blocking(move || Self::start_blocking(&dir, options, Owner::Own))
+                .await
+                .map_err(|e| EmbeddedError::Database(format!("the start-up task failed: {e}")))??;
         cluster.create_database(DATABASE).await?;
         Ok(cluster)
     }
@@ -188,15 +218,20 @@ impl EmbeddedPostgres {
         fs::create_dir_all(&users).map_err(io_error(format!("create {}", users.display())))?;
         let me = users.join(std::process::id().to_string());
         fs::write(&me, b"").map_err(io_error(format!("register in {}", users.display())))?;
-        let mut cluster = Self::start_blocking(&base.join("pg"), options)?;
+        let mut cluster = Self::start_blocking(&base.join("pg"), options, Owner::Shared)?;
         // Other processes use it too: only the watcher stops it.
         cluster.running = false;
         ensure_shared_watcher(base)?;
         Ok(cluster)
     }
 
-    /// The blocking part of the start: directories, initdb, settings, pg_ctl start.
-    fn start_blocking(dir: &Path, options: EmbeddedOptions) -> Result<Self, EmbeddedError> {
+    /// The blocking part of the start: directories, the owner lock, initdb, settings,
+    /// pg_ctl start.
+    fn start_blocking(
+        dir: &Path,
+        options: EmbeddedOptions,
+        owner: Owner,
+    ) -> Result<Self, EmbeddedError> {
         let bin = find_binaries().ok_or(EmbeddedError::BinariesNotFound)?;
         let run_as = if running_as_root() {
             Some(postgres_user()?.ok_or(EmbeddedError::NoPostgresUser)?)
@@ -209,6 +244,12 @@ impl EmbeddedPostgres {
         if socket.as_os_str().len() > MAX_SOCKET_PATH {
             return Err(EmbeddedError::SocketPathTooLong(socket));
         }
+        // Before anything touches the cluster: of two processes starting together, exactly
+        // one gets past here, so only one ever runs initdb or pg_ctl on it.
+        let owner = match owner {
+            Owner::Own => Some(OwnerLock::acquire(&dir)?),
+            Owner::Shared => None,
+        };
         if let Some(user) = run_as {
             hand_over(&dir, user)?;
         }
@@ -217,6 +258,7 @@ impl EmbeddedPostgres {
             bin,
             run_as,
             running: false,
+            _owner: owner,
         };
         cluster.init(options)?;
         cluster.write_settings(options)?;
@@ -258,12 +300,7 @@ impl EmbeddedPostgres {
 
     /// The connection URL of another database of this cluster.
     pub fn url_for(&self, database: &str) -> String {
-        // tokio-postgres reads a percent-encoded absolute path in the host part as the unix
-        // socket directory (the host part alone: a `?host=` would be tried after it).
-        format!(
-            "postgres://{USER}@{}/{database}",
-            percent_encode(&self.dir.to_string_lossy())
-        )
+        socket_url(&self.dir, database)
     }
 
     /// Creates a database if it does not exist yet (tests give each test its own).
@@ -344,6 +381,14 @@ impl EmbeddedPostgres {
             .spawn()
             .map(drop)
             .map_err(io_error("spawn the cluster's watcher".into()))
+    }
+
+    /// Leaves the cluster as a process killed with `kill -9` would: the server keeps running
+    /// and the owner lock is released, so the next start adopts it (tests of that recovery).
+    #[cfg(feature = "testing")]
+    pub fn abandon(mut self) {
+        self.running = false;
+        self._owner = None;
     }
 
     fn stop_in_place(&mut self) -> Result<(), EmbeddedError> {
@@ -513,6 +558,113 @@ impl EmbeddedPostgres {
             status: output.status.to_string(),
             output: printed.trim().to_owned(),
         })
+    }
+}
+
+/// The connection URL of `database` over the socket of the cluster in `dir`.
+fn socket_url(dir: &Path, database: &str) -> String {
+    // tokio-postgres reads a percent-encoded absolute path in the host part as the unix
+    // socket directory (the host part alone: a `?host=` would be tried after it).
+    format!(
+        "postgres://{USER}@{}/{database}",
+        percent_encode(&dir.to_string_lossy())
+    )
+}
+
+/// Whether a start takes the owner lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Owner {
+    /// This process owns the cluster: take the lock, or be refused.
+    Own,
+    /// The test processes' shared cluster (coordinated by the start lock and its watcher).
+    Shared,
+}
+
+/// The owner lock of a cluster directory: an exclusive `flock` on `<dir>/roughy.lock`, which
+/// holds the owner's pid. The kernel releases it when the file is closed or the process dies.
+#[derive(Debug)]
+struct OwnerLock {
+    /// Kept open: closing it releases the lock.
+    _file: fs::File,
+}
+
+/// How long a refused process waits for the owner to write its pid into the lock file (it
+/// writes it right after taking the lock).
+const OWNER_PID_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl OwnerLock {
+    fn acquire(dir: &Path) -> Result<Self, EmbeddedError> {
+        use std::io::{Seek, Write};
+        use std::os::unix::fs::OpenOptionsExt;
+
+        let path = dir.join(OWNER_LOCK_FILE);
+        // Not truncated on open: the pid in it is the owner's until the lock is ours.
+        // Opened close-on-exec (std always does), so no child (pg_ctl, postgres) inherits it.
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_error(format!("open the lock file {}", path.display())))?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+                return Err(EmbeddedError::InUse {
+                    dir: dir.to_owned(),
+                    owner: describe_owner(dir, &path),
+                    url: socket_url(dir, DATABASE),
+                })
+            }
+            Err(e) => {
+                return Err(EmbeddedError::Io {
+                    action: format!("lock {}", path.display()),
+                    source: e.into(),
+                })
+            }
+        }
+        file.set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| writeln!(file, "{}", std::process::id()))
+            .map_err(io_error(format!("write the lock file {}", path.display())))?;
+        Ok(Self { _file: file })
+    }
+}
+
+/// `pid N (name)` of the process holding the owner lock, from the lock file (or, failing
+/// that, the PostgreSQL server's pid file).
+fn describe_owner(dir: &Path, lock_file: &Path) -> String {
+    let read_pid = |path: &Path| -> Option<u32> {
+        fs::read_to_string(path)
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let deadline = std::time::Instant::now() + OWNER_PID_WAIT;
+    let owner = loop {
+        if let Some(pid) = read_pid(lock_file) {
+            break Some(pid);
+        }
+        if std::time::Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let name = |pid: u32| {
+        fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|comm| format!(" ({})", comm.trim()))
+            .unwrap_or_default()
+    };
+    match owner {
+        Some(pid) => format!("pid {pid}{}", name(pid)),
+        None => match read_pid(&dir.join("data").join("postmaster.pid")) {
+            Some(pid) => format!("another process (its PostgreSQL server is pid {pid})"),
+            None => "another process".to_owned(),
+        },
     }
 }
 
@@ -725,6 +877,7 @@ mod tests {
             bin: PathBuf::new(),
             run_as: None,
             running: false,
+            _owner: None,
         };
         assert_eq!(
             cluster.url(),

@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use roughy_postgres::EmbeddedError;
 use roughy_server::{Application, Config, Overrides};
 
 #[actix_web::main]
@@ -32,7 +33,18 @@ async fn main() -> ExitCode {
         Ok(app) => app,
         Err(e) => {
             eprintln!("roughy-server: {e:#}");
-            return ExitCode::FAILURE;
+            // Another process owns the embedded cluster: refused, like a bad variable.
+            let refused = e.chain().any(|cause| {
+                matches!(
+                    cause.downcast_ref::<EmbeddedError>(),
+                    Some(EmbeddedError::InUse { .. })
+                )
+            });
+            return if refused {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            };
         }
     };
     match app.run().await {

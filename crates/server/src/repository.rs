@@ -10,7 +10,7 @@ use roughy_app::ports::{
     AccountRepo, AssetRepo, HealthCheck, JobRepo, ProjectRepo, PurgeQueue, UploadLocks, UploadRepo,
 };
 use roughy_memory::MemoryRepository;
-use roughy_postgres::{EmbeddedPostgres, PgConfig, PgRepository, PgUploadLocks};
+use roughy_postgres::{EmbeddedError, EmbeddedPostgres, PgConfig, PgRepository, PgUploadLocks};
 
 use crate::config::{Config, RepositoryKind};
 
@@ -71,13 +71,19 @@ impl Repository {
                     }
                     None => {
                         let dir = config.data_dir.join("pg");
-                        let cluster = EmbeddedPostgres::start(&dir).await.with_context(|| {
-                            format!(
-                                "failed to start the embedded PostgreSQL in {} (install PostgreSQL, \
-                                 e.g. apt-get install postgresql, or set DATABASE_URL)",
-                                dir.display()
-                            )
-                        })?;
+                        let cluster = match EmbeddedPostgres::start(&dir).await {
+                            Ok(cluster) => cluster,
+                            // Says itself what to do (and main exits 2 on it).
+                            Err(e @ EmbeddedError::InUse { .. }) => return Err(e.into()),
+                            Err(e) => {
+                                return Err(anyhow::Error::new(e).context(format!(
+                                    "failed to start the embedded PostgreSQL in {} (install \
+                                     PostgreSQL, e.g. apt-get install postgresql, or set \
+                                     DATABASE_URL)",
+                                    dir.display()
+                                )))
+                            }
+                        };
                         tracing::info!(dir = %dir.display(), "repository: embedded PostgreSQL (unix socket only)");
                         (cluster.url(), Some(cluster))
                     }

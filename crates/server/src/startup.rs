@@ -141,6 +141,10 @@ impl Application {
                 upload_ttl: to_time(config.upload_ttl),
                 download_ttl: to_time(config.download_ttl),
                 job_lease: to_time(config.job_lease),
+                job_retry_max_delay: to_time(config.job_retry_max_delay),
+                job_max_attempts: config.job_max_attempts,
+                max_pending_uploads: config.max_pending_uploads,
+                failed_retention: to_time(config.failed_retention),
                 ..IngestConfig::default()
             },
         );

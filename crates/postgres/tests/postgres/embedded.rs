@@ -62,10 +62,12 @@ async fn a_restarted_cluster_keeps_its_data_and_survives_a_stale_pid_file() {
     );
     drop(repo);
 
-    // Starting again while it runs (a process killed with -9 left it running) adopts it.
+    // Starting again while it runs (a process killed with -9 left it running, and its owner
+    // lock died with it) adopts it.
+    let url = cluster.url();
+    cluster.abandon();
     let adopted = start(&dir).await;
-    assert_eq!(adopted.url(), cluster.url());
-    std::mem::forget(cluster);
+    assert_eq!(adopted.url(), url);
     drop(adopted);
     assert!(!dir.join(".s.PGSQL.5432").exists(), "stopped on drop");
 }
