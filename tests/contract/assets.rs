@@ -640,3 +640,46 @@ async fn put_or_patch_on_an_asset_is_405_method_not_allowed() {
     let got = app.get_asset(&t, id).await;
     assert!(got["language"].is_null(), "language is immutable: {got}");
 }
+
+#[tokio::test]
+async fn creating_past_the_pending_upload_limit_is_429_and_creates_nothing() {
+    let app = TestApp::spawn_with(|c| c.max_pending_uploads = 2).await;
+    let t = app.tenant(100).await;
+    let project = app.project(&t).await;
+    let bytes = wav(1_000, 8_000);
+    let (first, first_url) = app.asset(&t, &project, bytes.len()).await;
+    app.asset(&t, &project, bytes.len()).await;
+    let refused = app
+        .create_asset_raw(
+            &t,
+            json!({"project_id": project, "size_bytes": bytes.len()}),
+        )
+        .await;
+    assert_eq!(
+        error_code(refused).await,
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_pending_uploads".into()
+        )
+    );
+    let listed = app
+        .req(Method::GET, "/v1/assets", &t.key)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 2, "{listed}");
+    // Another account has its own limit.
+    let other = app.tenant(100).await;
+    let theirs = app.project(&other).await;
+    app.asset(&other, &theirs, bytes.len()).await;
+    // A finished upload is no longer pending: room for one more.
+    app.upload_all(&t, &first_url, &bytes, bytes.len()).await;
+    assert_ne!(
+        app.get_asset(&t, first["id"].as_str().unwrap()).await["state"],
+        "pending_upload"
+    );
+    app.asset(&t, &project, bytes.len()).await;
+}

@@ -152,3 +152,36 @@ async fn deleting_an_asset_while_it_is_processing_charges_nothing() {
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
     assert!(started.elapsed() < Duration::from_secs(30));
 }
+
+#[tokio::test]
+async fn the_bytes_of_a_failed_asset_are_purged_after_the_retention_and_the_asset_stays() {
+    let app = TestApp::spawn_with(|c| c.failed_retention = Duration::from_secs(3_600)).await;
+    let t = app.tenant(100).await;
+    let project = app.project(&t).await;
+    let full = wav(10_000, 8_000);
+    let cut = full[..full.len() * 3 / 10].to_vec();
+    let before = app.balance(&t).await;
+    let asset = app.ingest(&t, &project, &cut).await;
+    assert_failed_uncharged(&app, &t, &asset, before).await;
+    let id = asset["id"].as_str().unwrap();
+    assert!(
+        !app.blob_files_named(id).is_empty(),
+        "kept within the retention"
+    );
+
+    app.clock.advance(time::Duration::minutes(59));
+    app.wait_reaper().await;
+    assert!(
+        !app.blob_files_named(id).is_empty(),
+        "kept within the retention"
+    );
+
+    app.clock.advance(time::Duration::minutes(2));
+    app.wait_reaper().await;
+    assert_eq!(app.blob_files_named(id), Vec::<std::path::PathBuf>::new());
+    // The asset and its error stay.
+    let kept = app.get_asset(&t, id).await;
+    assert_eq!(kept["state"], "failed");
+    assert_eq!(kept["error_code"], asset["error_code"]);
+    assert_eq!(kept["error_message"], asset["error_message"]);
+}

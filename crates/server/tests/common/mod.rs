@@ -88,7 +88,10 @@ impl Server {
             .env("RUST_LOG", "info")
             .env("ROUGHY_BIND", format!("127.0.0.1:{port}"))
             .env("ROUGHY_DATA_DIR", data_dir)
-            .env("ROUGHY_SIGNING_KEY", "process-test-signing-key-of-32-bytes-at-least")
+            .env(
+                "ROUGHY_SIGNING_KEY",
+                "process-test-signing-key-of-32-bytes-at-least",
+            )
             .env("ROUGHY_ADMIN_TOKEN", ADMIN)
             .env("ROUGHY_DB_POOL_SIZE", "4")
             .env("ROUGHY_HTTP_WORKERS", "2")
