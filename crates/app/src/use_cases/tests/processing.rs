@@ -16,7 +16,9 @@ use super::{
     JOB_RETRY_MAX_DELAY, NOW,
 };
 use crate::error::IngestError;
-use crate::ports::{BlobError, BlobReader, Job, JobOutcome, MediaInfo, MediaInspector, ProbeError};
+use crate::ports::{
+    BlobError, BlobReader, Job, JobOutcome, MediaInfo, MediaInspector, ProbeError, RepoError,
+};
 use crate::use_cases::processing::PROCESSING_FAILED;
 
 /// A claimed job for a `processing` asset sniffed as `sniffed`, with its completed upload.
