@@ -40,6 +40,55 @@ async fn readyz_is_200_when_storage_answers() {
 }
 
 #[tokio::test]
+async fn readyz_is_503_service_unavailable_with_the_error_body_when_storage_does_not_answer() {
+    // Local blobs whatever the run's wiring, so the test can take the storage away.
+    let wiring = match roughy_tests::Wiring::from_env() {
+        roughy_tests::Wiring::PostgresS3 => roughy_tests::Wiring::Postgres,
+        other => other,
+    };
+    let app = TestApp::spawn_wired(wiring, |_| {}).await;
+    std::fs::remove_dir_all(app.blob_dir()).unwrap();
+    let r = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(
+        roughy_tests::error_code(r).await,
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable".into()
+        )
+    );
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_the_clients_when_it_is_acceptable() {
+    let app = TestApp::spawn().await;
+    let sent = app
+        .client
+        .get(app.url("/healthz"))
+        .header("X-Request-Id", "client-req-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        roughy_tests::header_str(&sent, "x-request-id"),
+        "client-req-42"
+    );
+    let generated = app.client.get(app.url("/nope")).send().await.unwrap();
+    let id = roughy_tests::header_str(&generated, "x-request-id");
+    assert!(id.len() >= 16, "generated id {id:?}");
+    for bad in ["has space", &"x".repeat(129)] {
+        let r = app
+            .client
+            .get(app.url("/healthz"))
+            .header("X-Request-Id", bad)
+            .send()
+            .await
+            .unwrap();
+        let id = roughy_tests::header_str(&r, "x-request-id");
+        assert!(id != bad && !id.is_empty(), "{bad:?} was kept");
+    }
+}
+
+#[tokio::test]
 async fn openapi_json_is_an_openapi_3_1_document_of_the_api() {
     let app = TestApp::spawn().await;
     let doc = served_openapi(&app).await;

@@ -294,6 +294,27 @@ mod tests {
                 "service_unavailable",
             ),
             (IngestError::Internal("boom".into()), 500, "internal_error"),
+            // A race between requests that the store refused: the client's to retry.
+            (
+                roughy_app::ports::RepoError::Conflict("raced".into()).into(),
+                409,
+                "conflict",
+            ),
+            (
+                roughy_app::ports::RepoError::LeaseLost.into(),
+                423,
+                "upload_locked",
+            ),
+            (
+                IngestError::TooManyPendingUploads { limit: 3 },
+                429,
+                "too_many_pending_uploads",
+            ),
+            (
+                IngestError::InsufficientStorage("ENOSPC".into()),
+                507,
+                "insufficient_storage",
+            ),
         ];
         for (error, status, code) in table {
             let api = ApiError::from(error);
@@ -305,5 +326,18 @@ mod tests {
     fn internal_causes_are_not_shown_to_the_client() {
         let api = ApiError::from(IngestError::Internal("password=hunter2".into()));
         assert!(!api.message.contains("hunter2"));
+    }
+
+    #[test]
+    fn a_cause_keeps_its_source_for_the_log_line() {
+        let io = std::io::Error::other("connection reset by peer");
+        let cause = roughy_app::ports::Cause::with_source("the database is unavailable", io);
+        assert_eq!(cause.to_string(), "the database is unavailable");
+        assert_eq!(
+            cause.chain(),
+            "the database is unavailable: connection reset by peer"
+        );
+        let e = IngestError::from(roughy_app::ports::RepoError::Unavailable(cause));
+        assert!(std::error::Error::source(&e).is_some(), "{e:?}");
     }
 }
