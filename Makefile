@@ -49,7 +49,7 @@ key:
 	curl -fsS -X POST -H "Authorization: Bearer $(ROUGHY_ADMIN_TOKEN)" $(ROUGHY_URL)/admin/v1/accounts/$$acc/api-keys | sed -E 's/.*"key":"([^"]+)".*/\1/'
 
 ## Measure uploads against this machine's own limits (issue #5): prints the table and writes
-## bench/RESULTS.md (about 5 minutes; BENCH_ARGS=--help for the options).
+## bench/RESULTS.md (about 13 minutes; BENCH_ARGS=--help for the options).
 bench:
 	$(CARGO) build --release -p roughy-server
 	scripts/s3s-fs run -- $(CARGO) run --release -p roughy-bench -- $(BENCH_ARGS)
