@@ -827,8 +827,23 @@ async fn a_patch_still_streaming_when_its_expiry_passes_is_not_reaped() {
 
 #[tokio::test]
 async fn deleting_an_asset_stops_its_running_patch_and_purges_every_byte() {
+    deleting_stops_the_running_patch(|asset, _| format!("/v1/assets/{asset}")).await;
+}
+
+#[tokio::test]
+async fn deleting_a_project_stops_its_assets_running_patch_and_purges_every_byte() {
+    deleting_stops_the_running_patch(|_, project| format!("/v1/projects/{project}")).await;
+}
+
+/// DELETE of `path(asset id, project id)` while a PATCH of the asset's upload streams: the
+/// PATCH is stopped, and no byte of it is left, also none it receives after the delete.
+async fn deleting_stops_the_running_patch(path: impl Fn(&str, &str) -> String) {
     let app = TestApp::spawn().await;
-    let (t, id, url, bytes) = fresh_upload(&app, 2_000).await;
+    let t = app.tenant(100).await;
+    let project = app.project(&t).await;
+    let bytes = wav(2_000, 8_000);
+    let (asset, url) = app.asset(&t, &project, bytes.len()).await;
+    let id = asset["id"].as_str().unwrap().to_owned();
     let (tx, body) = fed_body();
     let patch = tokio::spawn(
         app.tus(Method::PATCH, &url, &t.key)
@@ -852,7 +867,7 @@ async fn deleting_an_asset_stops_its_running_patch_and_purges_every_byte() {
     );
 
     let deleted = app
-        .req(Method::DELETE, &format!("/v1/assets/{id}"), &t.key)
+        .req(Method::DELETE, &path(&id, &project), &t.key)
         .send()
         .await
         .unwrap();

@@ -114,18 +114,7 @@ impl Ingest {
             .delete_asset(account, id, at)
             .await?
             .ok_or(IngestError::NotFound)?;
-        // A PATCH still streaming into the upload would stage bytes after the purge: ask it to
-        // stop (it then finds the upload gone), and purge once it let go. If it does not let
-        // go in time, the purge stays in the outbox for the reaper.
-        match self.ports.locks.acquire(&purge.upload_id).await {
-            Ok(lease) => {
-                self.purge(&purge).await;
-                lease.release().await;
-            }
-            Err(e) => {
-                tracing::warn!(asset = %id, error = %e, "deleted asset's upload still held; its bytes are purged later");
-            }
-        }
+        self.purge_after_writer(&purge).await;
         Ok(())
     }
 }

@@ -154,6 +154,22 @@ impl Ingest {
         }
     }
 
+    /// Purges the bytes of a deleted asset once no request writes to its upload any more: a
+    /// PATCH still streaming would stage bytes after the purge, so it is asked to stop (it then
+    /// finds the upload gone) through the upload's lock first. If it does not let go within
+    /// the lock's wait, the purge stays in the outbox for the reaper.
+    async fn purge_after_writer(&self, purge: &crate::ports::Purge) {
+        match self.ports.locks.acquire(&purge.upload_id).await {
+            Ok(lease) => {
+                self.purge(purge).await;
+                lease.release().await;
+            }
+            Err(e) => {
+                tracing::warn!(asset = %purge.asset_id, error = %e, "deleted asset's upload still held; its bytes are purged later");
+            }
+        }
+    }
+
     /// Retries purges left in the outbox (after a crash or a storage failure). Returns how
     /// many were completed.
     pub async fn retry_purges(&self) -> Result<usize, IngestError> {

@@ -59,7 +59,7 @@ impl Ingest {
             .await?
             .ok_or(IngestError::NotFound)?;
         for purge in &purges {
-            self.purge(purge).await;
+            self.purge_after_writer(purge).await;
         }
         Ok(())
     }

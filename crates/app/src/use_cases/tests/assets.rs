@@ -270,6 +270,7 @@ async fn a_failed_purge_does_not_fail_the_delete() {
 #[tokio::test]
 async fn deleting_a_project_purges_every_asset_it_deleted() {
     let mut h = Harness::new();
+    h.uploads_unlocked();
     let (account, project) = (AccountId::generate(), ProjectId::generate());
     let purges: Vec<Purge> = (0..3)
         .map(|i| Purge {
