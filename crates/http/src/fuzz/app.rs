@@ -207,7 +207,12 @@ fn check_http<S: Strategy>(
             job_signal: Arc::new(NotifyJobSignal::new()),
             clock: Arc::new(SystemClock),
         },
-        IngestConfig::default(),
+        IngestConfig {
+            // One account creates an asset per accepted case, far past any pending-upload
+            // limit: the limit has its own tests, the fuzz is about the parsers.
+            max_pending_uploads: u32::MAX,
+            ..IngestConfig::default()
+        },
     );
     let settings = HttpSettings {
         admin_token: AdminToken::new(ADMIN_TOKEN.to_owned()),

@@ -31,6 +31,7 @@ const CONTRACT_ERRORS: &[(&str, u16)] = &[
     ("offset_mismatch", 409),
     ("unsupported_media_type", 409),
     ("upload_complete", 409),
+    ("conflict", 409),
     ("upload_gone", 410),
     ("unsupported_tus_version", 412),
     ("upload_too_large", 413),
@@ -40,6 +41,8 @@ const CONTRACT_ERRORS: &[(&str, u16)] = &[
     ("validation_error", 422),
     ("upload_too_small", 422),
     ("upload_locked", 423),
+    ("too_many_pending_uploads", 429),
+    ("insufficient_storage", 507),
 ];
 
 /// The status the contract gives `code`, if it is one of its codes.
