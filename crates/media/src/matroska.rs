@@ -6,6 +6,7 @@
 //! The packets then end short of the stated `Duration`, as in a cut file. The `Segment`'s size
 //! tells the two apart: when the file holds all the bytes it announces, it was not cut.
 
+use crate::source::read_up_to;
 use std::io::{self, Read, Seek, SeekFrom};
 
 /// The EBML header element.
@@ -67,20 +68,6 @@ fn vint(buf: &[u8], keep_marker: bool) -> Option<(u64, usize)> {
         .iter()
         .fold(first, |acc, b| (acc << 8) | u64::from(*b));
     Some((value, len))
-}
-
-/// Reads into `buf` until it is full or the reader ends; how many bytes were read.
-fn read_up_to<R: Read + ?Sized>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 #[cfg(test)]

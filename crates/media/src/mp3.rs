@@ -6,6 +6,7 @@
 //! The header's byte count tells a cut file (shorter than stated) from one whose frames are
 //! damaged in the middle (the demuxer skips them silently).
 
+use crate::source::read_up_to;
 use std::io::{self, Read, Seek, SeekFrom};
 
 /// How many ID3v2 tags in a row are skipped before giving up.
@@ -80,20 +81,6 @@ fn stream_bytes(frame: &[u8]) -> Option<Option<u64>> {
         _ if frame.get(36..40) == Some(b"VBRI") => Some(be_u32(46)),
         _ => None,
     }
-}
-
-/// Reads until `buf` is full or the reader ends; returns how many bytes were read.
-fn read_up_to<R: Read + ?Sized>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! with its checksum verified. The page that closes the stream (`end of stream` flag) says the
 //! file is complete, so that packets ending short of it mean damage rather than a cut.
 
+use crate::source::read_up_to;
 use std::io::{self, Read, Seek, SeekFrom};
 
 use symphonia::core::checksum::Crc32;
@@ -115,20 +116,6 @@ fn rfind_capture(buf: &[u8]) -> Option<usize> {
 
 fn le_u32(b: &[u8]) -> u32 {
     u32::from_le_bytes([b[0], b[1], b[2], b[3]])
-}
-
-/// Reads into `buf` until it is full or the reader ends; how many bytes were read.
-fn read_up_to<R: Read + ?Sized>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 #[cfg(test)]

@@ -6,6 +6,20 @@ use std::sync::{Arc, OnceLock};
 use roughy_app::ports::BlobReader;
 use symphonia::core::io::MediaSource;
 
+/// Reads until `buf` is full or the reader ends; returns how many bytes were read.
+pub(crate) fn read_up_to<R: Read + ?Sized>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 /// The first I/O error the underlying reader reported, shared with the prober so it can tell a
 /// storage failure (worth retrying) from a format error (final).
 pub(crate) type IoFailure = Arc<OnceLock<String>>;
