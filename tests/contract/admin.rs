@@ -72,7 +72,7 @@ async fn credits(app: &TestApp, key: &str) -> reqwest::Response {
 
 #[tokio::test]
 async fn admin_routes_are_404_when_the_admin_token_is_unset() {
-    let app = TestApp::spawn_with(|c| c.admin_token = None).await;
+    let app = TestApp::spawn_with(|c| c.http.settings.admin_token = None).await;
     let fake_account = "acc_QQQQQQQQQQQQQQQQQQQQQQ";
     let fake_key = "key_QQQQQQQQQQQQQQQQQQQQQQ";
     let mut cases = routes(fake_account, fake_key);

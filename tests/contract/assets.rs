@@ -643,7 +643,7 @@ async fn put_or_patch_on_an_asset_is_405_method_not_allowed() {
 
 #[tokio::test]
 async fn creating_past_the_pending_upload_limit_is_429_and_creates_nothing() {
-    let app = TestApp::spawn_with(|c| c.max_pending_uploads = 2).await;
+    let app = TestApp::spawn_with(|c| c.uploads.rules.max_pending_uploads = 2).await;
     let t = app.tenant(100).await;
     let project = app.project(&t).await;
     let bytes = wav(1_000, 8_000);

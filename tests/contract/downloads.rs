@@ -235,7 +235,7 @@ async fn expired_download_url_is_403_invalid_signature() {
     let s3 = Wiring::from_env().is_s3();
     let app = TestApp::spawn_with(|c| {
         if s3 {
-            c.download_ttl = std::time::Duration::from_secs(2);
+            c.uploads.rules.download_ttl = time::Duration::seconds(2);
         }
     })
     .await;

@@ -155,7 +155,8 @@ async fn deleting_an_asset_while_it_is_processing_charges_nothing() {
 
 #[tokio::test]
 async fn the_bytes_of_a_failed_asset_are_purged_after_the_retention_and_the_asset_stays() {
-    let app = TestApp::spawn_with(|c| c.failed_retention = Duration::from_secs(3_600)).await;
+    let app =
+        TestApp::spawn_with(|c| c.uploads.rules.failed_retention = time::Duration::hours(1)).await;
     let t = app.tenant(100).await;
     let project = app.project(&t).await;
     let full = wav(10_000, 8_000);

@@ -421,8 +421,10 @@ async fn create_with(
 
 #[tokio::test]
 async fn location_and_upload_url_are_built_from_roughy_public_url() {
-    let app =
-        TestApp::spawn_with(|c| c.public_url = Some("https://media.example.com".into())).await;
+    let app = TestApp::spawn_with(|c| {
+        c.http.settings.public_url = Some("https://media.example.com".into())
+    })
+    .await;
     let t = app.tenant(10).await;
     let project = app.project(&t).await;
     let (location, body) = create_with(
@@ -450,7 +452,7 @@ async fn location_and_upload_url_are_built_from_roughy_public_url() {
 
 #[tokio::test]
 async fn forwarded_headers_build_the_upload_url_when_trust_proxy_is_set() {
-    let app = TestApp::spawn_with(|c| c.trust_proxy = true).await;
+    let app = TestApp::spawn_with(|c| c.http.settings.trust_proxy = true).await;
     let t = app.tenant(10).await;
     let project = app.project(&t).await;
     let (location, body) = create_with(

@@ -695,7 +695,8 @@ async fn a_second_patch_while_one_is_in_flight_is_not_stuck() {
 
 #[tokio::test]
 async fn an_idle_patch_body_is_cut_after_the_idle_timeout_and_keeps_what_arrived() {
-    let app = TestApp::spawn_with(|c| c.body_idle_timeout = Duration::from_secs(1)).await;
+    let app =
+        TestApp::spawn_with(|c| c.http.settings.body_idle_timeout = Duration::from_secs(1)).await;
     let t = app.tenant(10).await;
     let project = app.project(&t).await;
     let bytes = wav(2_000, 8_000);
@@ -944,7 +945,7 @@ async fn a_full_disk_answers_507_keeps_the_offset_at_the_bytes_stored_and_resume
     };
     let blobs = disk.dir.path().to_owned();
     let app = TestApp::spawn_wired(wiring, |c| {
-        c.storage = roughy_server::StorageConfig::Local(blobs);
+        c.storage.blobs = roughy_server::BlobLocation::Local(blobs);
     })
     .await;
     let t = app.tenant(100).await;

@@ -9,5 +9,8 @@ mod repository;
 mod startup;
 mod workers;
 
-pub use config::{Config, ConfigError, RepositoryKind, Role, StorageConfig};
+pub use config::{
+    BlobLocation, Config, ConfigError, DatabaseConfig, HttpConfig, MediaConfig, RepositoryKind,
+    Role, StorageConfig, UploadsConfig,
+};
 pub use startup::{Application, Overrides};

@@ -12,7 +12,9 @@ use roughy_app::ports::{
 use roughy_memory::MemoryRepository;
 use roughy_postgres::{EmbeddedError, EmbeddedPostgres, PgConfig, PgRepository, PgUploadLocks};
 
-use crate::config::{Config, RepositoryKind};
+use std::path::Path;
+
+use crate::config::{DatabaseConfig, RepositoryKind};
 
 /// The repository ports, served by one adapter.
 pub struct Repository {
@@ -46,7 +48,7 @@ impl HealthCheck for AlwaysHealthy {
 impl Repository {
     /// Opens the configured adapter: connects (and migrates) PostgreSQL, starting the embedded
     /// cluster first when `DATABASE_URL` is unset.
-    pub async fn open(config: &Config) -> anyhow::Result<Self> {
+    pub async fn open(config: &DatabaseConfig, data_dir: &Path) -> anyhow::Result<Self> {
         match config.repository {
             RepositoryKind::Memory => {
                 tracing::warn!("repository: in memory (data is lost when the process stops)");
@@ -64,13 +66,13 @@ impl Repository {
                 })
             }
             RepositoryKind::Postgres => {
-                let (url, embedded) = match &config.database_url {
+                let (url, embedded) = match &config.url {
                     Some(url) => {
                         tracing::info!("repository: PostgreSQL at DATABASE_URL");
                         (url.expose_secret().to_owned(), None)
                     }
                     None => {
-                        let dir = config.data_dir.join("pg");
+                        let dir = data_dir.join("pg");
                         let cluster = match EmbeddedPostgres::start(&dir).await {
                             Ok(cluster) => cluster,
                             // Says itself what to do (and main exits 2 on it).
@@ -88,7 +90,7 @@ impl Repository {
                         (cluster.url(), Some(cluster))
                     }
                 };
-                let pg = PgConfig::new(url).with_max_size(config.db_pool_size);
+                let pg = PgConfig::new(url).with_max_size(config.pool_size);
                 let repo = Arc::new(
                     PgRepository::connect(&pg)
                         .await

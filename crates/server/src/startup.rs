@@ -10,14 +10,13 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use roughy_app::ports::{BlobStore, DownloadLinks, HealthCheck, UploadSink};
-use roughy_app::{Clock, Ingest, IngestConfig, IngestPorts, SystemClock};
+use roughy_app::{Clock, Ingest, IngestPorts, SystemClock};
 use roughy_blobstore::{HmacDownloadLinks, LocalBlobStore, ObjectBlobStore};
-use roughy_domain::AdminToken;
-use roughy_http::{HttpSettings, HttpState};
+use roughy_http::HttpState;
 use roughy_memory::NotifyJobSignal;
 use roughy_postgres::EmbeddedPostgres;
 
-use crate::config::{Config, StorageConfig};
+use crate::config::{BlobLocation, Config};
 use crate::repository::Repository;
 use crate::workers;
 
@@ -87,13 +86,13 @@ impl Application {
             Arc<dyn UploadSink>,
             Arc<dyn BlobStore>,
             Arc<dyn DownloadLinks>,
-        ) = match &config.storage {
-            StorageConfig::Local(blob_root) => {
+        ) = match &config.storage.blobs {
+            BlobLocation::Local(blob_root) => {
                 let local = Arc::new(LocalBlobStore::new(blob_root.clone()).map_err(|e| {
                     anyhow::anyhow!("failed to open blob storage {}: {e}", blob_root.display())
                 })?);
                 tracing::info!(root = %blob_root.display(), "blob storage: local disk");
-                let signing_key = match &config.signing_key {
+                let signing_key = match &config.storage.signing_key {
                     Some(key) => key.expose_secret().as_bytes().to_vec(),
                     None => {
                         roughy_blobstore::load_or_create_key(&config.data_dir.join("signing.key"))
@@ -104,7 +103,7 @@ impl Application {
                     .map_err(|e| anyhow::anyhow!("invalid ROUGHY_SIGNING_KEY: {e}"))?;
                 (local.clone(), local, Arc::new(links))
             }
-            StorageConfig::Object(settings) => {
+            BlobLocation::Object(settings) => {
                 let store = Arc::new(
                     ObjectBlobStore::new(settings)
                         .map_err(|e| anyhow::anyhow!("invalid {}: {}", e.variable, e.reason))?,
@@ -115,7 +114,7 @@ impl Application {
             }
         };
 
-        let repository = Repository::open(&config).await?;
+        let repository = Repository::open(&config.database, &config.data_dir).await?;
         let signal = Arc::new(NotifyJobSignal::new());
         let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let ports = IngestPorts {
@@ -128,39 +127,16 @@ impl Application {
             locks: repository.locks.clone(),
             sink,
             blobs: blobs.clone(),
-            media: roughy_media::inspector_from_name(&config.media_probe).ok_or_else(|| {
-                anyhow::anyhow!("invalid ROUGHY_MEDIA_PROBE: {}", config.media_probe)
-            })?,
+            media: config.media.inspector()?,
             links,
             job_signal: signal.clone(),
             clock,
         };
-        let ingest = Ingest::new(
-            ports,
-            IngestConfig {
-                upload_ttl: to_time(config.upload_ttl),
-                download_ttl: to_time(config.download_ttl),
-                job_lease: to_time(config.job_lease),
-                job_retry_max_delay: to_time(config.job_retry_max_delay),
-                job_max_attempts: config.job_max_attempts,
-                max_pending_uploads: config.max_pending_uploads,
-                failed_retention: to_time(config.failed_retention),
-                ..IngestConfig::default()
-            },
-        );
+        let ingest = Ingest::new(ports, config.uploads.rules.clone());
 
         let state = HttpState {
             ingest: ingest.clone(),
-            settings: HttpSettings {
-                public_url: config.public_url.clone(),
-                trust_proxy: config.trust_proxy,
-                admin_token: config
-                    .admin_token
-                    .as_ref()
-                    .and_then(|t| AdminToken::new(t.expose_secret().to_owned())),
-                cors_origins: config.cors_origins.clone(),
-                body_idle_timeout: config.body_idle_timeout,
-            },
+            settings: config.http.settings.clone(),
             readiness: vec![
                 repository.health.clone(),
                 Arc::new(BlobHealth(blobs)) as Arc<dyn HealthCheck>,
@@ -168,8 +144,8 @@ impl Application {
         };
         let listener = match overrides.listener {
             Some(l) => l,
-            None => TcpListener::bind(config.bind)
-                .with_context(|| format!("failed to bind ROUGHY_BIND {}", config.bind))?,
+            None => TcpListener::bind(config.http.bind)
+                .with_context(|| format!("failed to bind ROUGHY_BIND {}", config.http.bind))?,
         };
         let addr = listener
             .local_addr()
@@ -195,8 +171,8 @@ impl Application {
         .listen(listener)
         .context("failed to listen")?
         .shutdown_timeout(30);
-        if config.http_workers > 0 {
-            server = server.workers(config.http_workers);
+        if config.http.workers > 0 {
+            server = server.workers(config.http.workers);
         }
         let server = server.run();
 
@@ -206,14 +182,14 @@ impl Application {
                 tokio::spawn(workers::processing(ingest.clone(), signal, stop.clone())),
                 tokio::spawn(workers::reaper(
                     ingest.clone(),
-                    config.reaper_interval,
+                    config.uploads.reaper_interval,
                     stop,
                 )),
             ]
         } else {
             Vec::new()
         };
-        tracing::info!(%addr, public_url = ?config.public_url, role = ?config.role, "roughy-server listening");
+        tracing::info!(%addr, public_url = ?config.http.settings.public_url, role = ?config.role, "roughy-server listening");
         Ok(Self {
             addr,
             server,
@@ -264,8 +240,4 @@ impl Application {
         tracing::info!("shut down");
         result
     }
-}
-
-fn to_time(d: std::time::Duration) -> time::Duration {
-    time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
 }
