@@ -5,10 +5,10 @@ ROUGHY_URL ?= http://127.0.0.1:8080
 ROUGHY_ADMIN_TOKEN ?= roughy-dev-admin-token
 export ROUGHY_ADMIN_TOKEN
 
-.PHONY: run test test-suites test-deps lint fmt openapi key bench fuzz clean
+.PHONY: run test test-suites test-deps lint fmt openapi key bench fuzz clean toolchain
 
 ## Run the service on its embedded defaults (./var, 127.0.0.1:8080).
-run:
+run: toolchain
 	$(CARGO) run --release -p roughy-server --bin roughy-server
 
 ## Run the whole test suite (installs the TUS client libraries the interop tests drive).
@@ -16,7 +16,7 @@ run:
 ## whole run. The black-box suite runs three times: on the in-memory repository, on PostgreSQL
 ## (a throwaway cluster the tests start from the machine's PostgreSQL binaries), and on
 ## PostgreSQL with the blobs in S3.
-test: test-deps
+test: toolchain test-deps
 	scripts/s3s-fs run -- $(MAKE) --no-print-directory test-suites
 
 ## The suites `make test` runs, once an S3 server's ROUGHY_TEST_S3_* variables are set.
@@ -30,8 +30,13 @@ test-deps:
 	npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
 	python3 -m pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
 
+## The toolchain rust-toolchain.toml pins (linked from the machine's stable of the same release
+## when there is one, so nothing is downloaded).
+toolchain:
+	@scripts/toolchain
+
 ## Formatting and clippy, warnings denied.
-lint:
+lint: toolchain
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
@@ -50,7 +55,7 @@ key:
 
 ## Measure uploads against this machine's own limits (issue #5): prints the table and writes
 ## bench/RESULTS.md (about 13 minutes; BENCH_ARGS=--help for the options).
-bench:
+bench: toolchain
 	$(CARGO) build --release -p roughy-server
 	scripts/s3s-fs run -- $(CARGO) run --release -p roughy-bench -- $(BENCH_ARGS)
 
