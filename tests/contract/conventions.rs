@@ -154,7 +154,18 @@ fn assert_error_envelope(body: &Value, what: &str) {
         .unwrap_or_else(|| panic!("{what}: error is not an object: {body}"));
     let mut keys: Vec<_> = error.keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, vec!["code", "message"], "{what}: {body}");
+    // `request_id` (CONTRACT, operations): the id the response's `X-Request-Id` carries.
+    assert_eq!(
+        keys,
+        vec!["code", "message", "request_id"],
+        "{what}: {body}"
+    );
+    assert!(
+        body["error"]["request_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "{what}: request_id is a non-empty string: {body}"
+    );
     let code = body["error"]["code"].as_str().expect("code is a string");
     assert!(
         !code.is_empty()

@@ -89,6 +89,54 @@ async fn every_response_carries_a_request_id_the_clients_when_it_is_acceptable()
 }
 
 #[tokio::test]
+async fn every_error_body_names_the_request_id_of_its_response() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant(10).await;
+    let cases = [
+        // unknown route (the app-wide fallback)
+        app.client.get(app.url("/nope")),
+        // refused by the authentication extractor
+        app.client.get(app.url("/v1/projects")),
+        // a body the JSON extractor refuses
+        app.req(reqwest::Method::POST, "/v1/projects", &t.key)
+            .header("Content-Type", "application/json")
+            .body("{\"name\": 7}"),
+        // a TUS precondition (no Tus-Resumable)
+        app.req(reqwest::Method::HEAD, "/v1/uploads/upl_nope", &t.key),
+        app.req(reqwest::Method::PATCH, "/v1/uploads/upl_nope", &t.key),
+    ];
+    for (i, request) in cases.into_iter().enumerate() {
+        let sent_id = format!("req-err-{i}");
+        let r = request
+            .header("X-Request-Id", &sent_id)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        assert!(status.is_client_error(), "case {i}: {status}");
+        assert_eq!(roughy_tests::header_str(&r, "x-request-id"), sent_id);
+        if r.headers().get("content-length").is_some_and(|v| v == "0") {
+            continue; // HEAD: no body
+        }
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        if body.is_null() {
+            continue;
+        }
+        assert_eq!(
+            body["error"]["request_id"],
+            sent_id.as_str(),
+            "case {i}: {body}"
+        );
+        assert!(body["error"]["code"].is_string(), "case {i}: {body}");
+    }
+    // A generated id is the same in the header and the body.
+    let r = app.client.get(app.url("/v1/assets")).send().await.unwrap();
+    let header_id = roughy_tests::header_str(&r, "x-request-id");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["request_id"], header_id.as_str(), "{body}");
+}
+
+#[tokio::test]
 async fn openapi_json_is_an_openapi_3_1_document_of_the_api() {
     let app = TestApp::spawn().await;
     let doc = served_openapi(&app).await;

@@ -584,6 +584,15 @@ pub fn upload_id(url: &str) -> String {
         .to_owned()
 }
 
+/// An error body without its `request_id` (each response has its own), for comparing two
+/// answers; other bodies are returned unchanged.
+pub fn without_request_id(mut body: Value) -> Value {
+    if let Some(error) = body.get_mut("error").and_then(Value::as_object_mut) {
+        error.remove("request_id");
+    }
+    body
+}
+
 /// A header's value as a string (panics when absent).
 pub fn header_str(r: &Response, name: &str) -> String {
     r.headers()

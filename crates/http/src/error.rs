@@ -24,6 +24,10 @@ pub struct ErrorDetail {
     pub code: String,
     /// Human-readable.
     pub message: String,
+    /// The request's id, as returned in `X-Request-Id` (quote it when reporting a problem);
+    /// `null` only outside of a request.
+    #[schema(example = "6b1qYQkq3xv0uXb2Zr9Jfa", required = true)]
+    pub request_id: Option<String>,
 }
 
 /// An error response of the API.
@@ -225,6 +229,7 @@ impl ResponseError for ApiError {
             error: ErrorDetail {
                 code: self.code.to_owned(),
                 message: self.message.clone(),
+                request_id: crate::RequestId::current(),
             },
         })
     }

@@ -143,10 +143,23 @@ impl RequestId {
             None => Self(roughy_domain::ids::random_base62(22)),
         }
     }
+
+    /// The id of the request being served, when called while serving one (error bodies
+    /// carry it).
+    pub fn current() -> Option<String> {
+        CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
+    }
+}
+
+tokio::task_local! {
+    /// The id of the request whose future is running: set by [`request_id`] around the rest
+    /// of the chain, so an error turned into a response anywhere inside can name it.
+    static CURRENT_REQUEST_ID: String;
 }
 
 /// Middleware: gives the request its [`RequestId`], runs it inside a tracing span named
-/// `request` with the id, method and path, and returns the id in `X-Request-Id`.
+/// `request` with the id, method and path (and with [`RequestId::current`] answering it, for
+/// error bodies), and returns the id in `X-Request-Id`.
 ///
 /// # Errors
 /// Passes the inner service's errors through.
@@ -165,7 +178,9 @@ pub async fn request_id(
         path = %req.path()
     );
     req.extensions_mut().insert(id.clone());
-    let mut res = next.call(req).instrument(span).await?;
+    let mut res = CURRENT_REQUEST_ID
+        .scope(id.0.clone(), next.call(req).instrument(span))
+        .await?;
     if let Ok(value) = header::HeaderValue::from_str(&id.0) {
         res.headers_mut()
             .insert(header::HeaderName::from_static("x-request-id"), value);
