@@ -15,12 +15,28 @@ async fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Read before the rest of the configuration: its errors are logged in this format.
+    match std::env::var("ROUGHY_LOG_FORMAT")
+        .ok()
+        .as_deref()
+        .map(str::trim)
+    {
+        None | Some("" | "text") => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        // One JSON object per line; the request span's fields (request_id, method, path) are
+        // on every line logged inside it.
+        Some("json") => tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .init(),
+        Some(other) => {
+            eprintln!("roughy-server: invalid ROUGHY_LOG_FORMAT: {other:?} must be text or json");
+            return ExitCode::from(2);
+        }
+    }
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {

@@ -504,3 +504,102 @@ async fn the_largest_ttls_allowed_serve_requests_without_overflow() {
     assert!(head.headers().contains_key("upload-expires"));
     server.terminate();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_request_id_on_the_lines_logged_inside_a_request() {
+    let root = tempfile::tempdir().unwrap();
+    let mut server = memory_server(root.path(), "json", &[("ROUGHY_LOG_FORMAT", "json")]);
+    server.wait_ready().await;
+    let client = Client::new();
+    let base = server.base.clone();
+    let admin = |path: String| client.post(format!("{base}{path}")).bearer_auth(ADMIN);
+    let account: serde_json::Value = admin("/admin/v1/accounts".into())
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let account = account["id"].as_str().unwrap().to_owned();
+    let key: serde_json::Value = admin(format!("/admin/v1/accounts/{account}/api-keys"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = key["key"].as_str().unwrap().to_owned();
+    let top_up = admin(format!("/admin/v1/accounts/{account}/top-ups"))
+        .json(&serde_json::json!({"credits": 10}))
+        .send()
+        .await
+        .unwrap();
+    assert!(top_up.status().is_success(), "{}", top_up.status());
+    let project: serde_json::Value = client
+        .post(format!("{base}/v1/projects"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"name": "logs"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let asset = client
+        .post(format!("{base}/v1/assets"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({
+            "project_id": project["id"], "size_bytes": 1000
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asset.status(), StatusCode::CREATED);
+    let upload_url = asset.headers()["location"].to_str().unwrap().to_owned();
+    // Not media: the use case logs the rejection inside the request.
+    let rejected = client
+        .patch(&upload_url)
+        .bearer_auth(&key)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Offset", "0")
+        .header("Content-Type", "application/offset+octet-stream")
+        .header("X-Request-Id", "json-log-request-1")
+        .body(vec![0u8; 100])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rejected.status(), StatusCode::CONFLICT);
+    let body: serde_json::Value = rejected.json().await.unwrap();
+    assert_eq!(body["error"]["request_id"], "json-log-request-1");
+    server.terminate();
+
+    let log = server.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    let rejection = lines
+        .iter()
+        .find(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("upload rejected"))
+        })
+        .unwrap_or_else(|| panic!("no rejection line in:\n{log}"));
+    assert_eq!(rejection["span"]["name"], "request", "{rejection}");
+    assert_eq!(
+        rejection["span"]["request_id"], "json-log-request-1",
+        "{rejection}"
+    );
+    assert_eq!(rejection["span"]["method"], "PATCH", "{rejection}");
+
+    let mut refused = memory_server(root.path(), "badformat", &[("ROUGHY_LOG_FORMAT", "xml")]);
+    let status = refused.wait_refused().await;
+    assert_eq!(status.code(), Some(2));
+    assert!(
+        refused.log().contains("ROUGHY_LOG_FORMAT"),
+        "{}",
+        refused.log()
+    );
+}
