@@ -1,7 +1,11 @@
 //! The HTTP contract suite: one test per rule of the contract, named after it, each driving a
 //! real server over loopback HTTP. The README maps each rule to its test.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration test: a failed expectation is the test's failure"
+)]
 
 mod admin;
 mod assets;

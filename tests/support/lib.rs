@@ -7,7 +7,8 @@
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
-    missing_debug_implementations
+    missing_debug_implementations,
+    reason = "test harness: a failed expectation is the test's failure, and its types are never printed"
 )]
 
 use std::net::TcpListener;

@@ -2,7 +2,11 @@
 //! that every scenario runs and every upload is stored exactly as sent. Under
 //! `scripts/s3s-fs run` (as `make test` runs) that includes the S3 rows.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration test: a failed expectation is the test's failure"
+)]
 
 use roughy_bench::s3::S3Env;
 use roughy_bench::{run, Options, Scenario};

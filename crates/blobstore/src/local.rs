@@ -309,6 +309,10 @@ impl LocalBlobStore {
 impl LocalBlobStore {
     /// Syncs the part file, renames it to `objects/<asset>` and syncs both directories.
     /// Repeating it after success answers the object's size.
+    ///
+    /// # Errors
+    /// `BlobError::NotFound` when neither the part file nor the object exists; an I/O failure
+    /// as `InsufficientStorage` (a full disk) or `Internal`.
     #[tracing::instrument(skip(self))]
     pub async fn complete_at(&self, id: &UploadId, asset: &AssetId) -> Result<u64, BlobError> {
         let part = self.part_path(id);
@@ -349,6 +353,9 @@ impl LocalBlobStore {
     }
 
     /// Removes the part file; a missing one is fine.
+    ///
+    /// # Errors
+    /// `BlobError::Internal` when the file exists and cannot be removed.
     #[tracing::instrument(skip(self))]
     pub async fn abort_at(&self, id: &UploadId) -> Result<(), BlobError> {
         let part = self.part_path(id);

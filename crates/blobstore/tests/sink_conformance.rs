@@ -7,6 +7,11 @@
 //! "commits" is exactly what the repository adapters persist, and a failed commit is an
 //! outcome that is not applied.
 
+#![allow(
+    clippy::expect_used,
+    reason = "integration test: a failed expectation is the test's failure"
+)]
+
 use std::sync::Arc;
 
 use bytes::Bytes;

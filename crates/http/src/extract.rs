@@ -250,7 +250,7 @@ mod tests {
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
+    #[allow(dead_code, reason = "only deserialised: the tests look at the errors")]
     struct Body {
         size_bytes: u64,
     }

@@ -10,7 +10,7 @@
 //! what probing needed on top of the runtime.
 
 // A command-line tool: its report is its output.
-#![allow(clippy::print_stdout)]
+#![allow(clippy::print_stdout, reason = "the figures are the output")]
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};

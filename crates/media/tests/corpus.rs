@@ -1,7 +1,10 @@
 //! Runs every file of the committed corpus (`tests/media/`, made by its `gen.sh`) through
 //! sniffing (first 64 bytes only) and probing, against `tests/media/expected.tsv`.
 
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "integration test: a failed expectation is the test's failure"
+)]
 
 mod common;
 

@@ -3,7 +3,11 @@
 //! `ffprobe` must be installed (`apt-get install ffmpeg`; CI installs it): a missing program
 //! fails these tests, it never skips them.
 
-#![allow(clippy::unwrap_used, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    reason = "integration test: a failed expectation is the test's failure; skipped rows are printed"
+)]
 
 mod common;
 

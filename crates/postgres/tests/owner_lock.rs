@@ -1,7 +1,11 @@
 //! The embedded cluster's owner lock: one owner per directory, refused with the owner's pid
 //! and the URL that shares the cluster, released when the owner stops it.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration test: a failed expectation is the test's failure"
+)]
 
 use roughy_postgres::{EmbeddedError, EmbeddedOptions, EmbeddedPostgres};
 

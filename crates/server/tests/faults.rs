@@ -13,7 +13,12 @@
 //! uploads, chunk sizes and kill delays (the moments the kills land at still depend on timing).
 
 // The scenarios print what they counted (seen with `--no-capture`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    reason = "integration test: a failed expectation is the test's failure; the run's figures are printed"
+)]
 
 mod common;
 

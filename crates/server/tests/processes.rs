@@ -4,7 +4,11 @@
 //! Each test gets its own database in the throwaway PostgreSQL cluster of the test run, except
 //! the restart test, which runs the service on its embedded defaults.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration test: a failed expectation is the test's failure"
+)]
 
 mod common;
 

@@ -6,7 +6,11 @@
 //! - Configuration out of bounds stops start-up with exit 2 naming the variable.
 //! - The admin token from the environment is trimmed as the presented one is.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration test: a failed expectation is the test's failure"
+)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

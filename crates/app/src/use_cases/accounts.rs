@@ -19,6 +19,10 @@ pub struct MintedKey {
 
 impl Ingest {
     /// Creates an account with a zero balance.
+    ///
+    /// # Errors
+    /// `IngestError::Unavailable` when the repository does not answer (retryable), `Internal`
+    /// otherwise.
     pub async fn create_account(&self, name: Option<String>) -> Result<Account, IngestError> {
         let account = Account {
             id: AccountId::generate(),
@@ -30,6 +34,10 @@ impl Ingest {
     }
 
     /// Mints an API key for an account.
+    ///
+    /// # Errors
+    /// `IngestError::NotFound` for an unknown account; `IngestError::Unavailable` when the
+    /// repository does not answer (retryable), `Internal` otherwise.
     pub async fn mint_api_key(&self, account: &AccountId) -> Result<MintedKey, IngestError> {
         let secret = ApiKeySecret::generate();
         let key = ApiKey {
@@ -43,6 +51,10 @@ impl Ingest {
     }
 
     /// Revokes a key at once.
+    ///
+    /// # Errors
+    /// `IngestError::NotFound` for an unknown key; `IngestError::Unavailable` when the
+    /// repository does not answer (retryable), `Internal` otherwise.
     pub async fn revoke_api_key(&self, id: &ApiKeyId) -> Result<(), IngestError> {
         if self.ports.accounts.revoke_api_key(id).await? {
             Ok(())
@@ -52,6 +64,11 @@ impl Ingest {
     }
 
     /// The account a bearer secret acts for.
+    ///
+    /// # Errors
+    /// `IngestError::Unauthorized` for a malformed, unknown or revoked key;
+    /// `IngestError::Unavailable` when the repository does not answer (retryable), `Internal`
+    /// otherwise.
     pub async fn authenticate(&self, bearer: &str) -> Result<AccountId, IngestError> {
         let secret = ApiKeySecret::parse(bearer).ok_or(IngestError::Unauthorized)?;
         self.ports
@@ -62,6 +79,10 @@ impl Ingest {
     }
 
     /// The account, for the operator API.
+    ///
+    /// # Errors
+    /// `IngestError::NotFound` for an unknown account; `IngestError::Unavailable` when the
+    /// repository does not answer (retryable), `Internal` otherwise.
     pub async fn get_account(&self, id: &AccountId) -> Result<Account, IngestError> {
         self.ports
             .accounts
@@ -71,11 +92,20 @@ impl Ingest {
     }
 
     /// The balance.
+    ///
+    /// # Errors
+    /// `IngestError::Unavailable` when the repository does not answer (retryable), `Internal`
+    /// otherwise.
     pub async fn balance(&self, account: &AccountId) -> Result<Credits, IngestError> {
         Ok(self.ports.accounts.balance(account).await?)
     }
 
     /// Credits the account and activates what the new balance covers, oldest first.
+    ///
+    /// # Errors
+    /// `IngestError::NotFound` for an unknown account, `Validation` for an amount outside 1 to `MAX_TOP_UP`;
+    /// `IngestError::Unavailable` when the repository does not answer (retryable), `Internal`
+    /// otherwise.
     pub async fn top_up(
         &self,
         account: &AccountId,
@@ -96,6 +126,10 @@ impl Ingest {
     }
 
     /// The ledger, newest first.
+    ///
+    /// # Errors
+    /// `IngestError::Unavailable` when the repository does not answer (retryable), `Internal`
+    /// otherwise.
     pub async fn ledger(
         &self,
         account: &AccountId,

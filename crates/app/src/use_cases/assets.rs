@@ -64,6 +64,11 @@ impl Ingest {
     }
 
     /// The caller's asset.
+    ///
+    /// # Errors
+    /// `IngestError::NotFound` when the asset does not exist or is another account's;
+    /// `IngestError::Unavailable` when the repository does not answer (retryable), `Internal`
+    /// otherwise.
     pub async fn get_asset(&self, account: &AccountId, id: &AssetId) -> Result<Asset, IngestError> {
         self.ports
             .assets
@@ -96,6 +101,10 @@ impl Ingest {
     }
 
     /// The caller's assets, newest first.
+    ///
+    /// # Errors
+    /// `IngestError::Unavailable` when the repository does not answer (retryable), `Internal`
+    /// otherwise.
     pub async fn list_assets(
         &self,
         account: &AccountId,
@@ -106,6 +115,11 @@ impl Ingest {
     }
 
     /// Deletes the asset and everything derived from it, then purges its bytes.
+    ///
+    /// # Errors
+    /// `IngestError::NotFound` when the asset does not exist or is another account's;
+    /// `IngestError::Unavailable` when the repository does not answer (retryable), `Internal`
+    /// otherwise. Bytes that cannot be purged now stay in the outbox and are not an error.
     pub async fn delete_asset(&self, account: &AccountId, id: &AssetId) -> Result<(), IngestError> {
         let at = self.ports.clock.now();
         let purge = self
@@ -135,6 +149,10 @@ impl Ingest {
     }
 
     /// Streams a byte range of an asset's object (after [`Ingest::open_download`]).
+    ///
+    /// # Errors
+    /// `IngestError::NotFound` when the object is gone; `Unavailable` or `Internal` from blob
+    /// storage.
     pub async fn read_object(
         &self,
         asset: &AssetId,

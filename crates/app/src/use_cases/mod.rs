@@ -172,6 +172,10 @@ impl Ingest {
 
     /// Retries purges left in the outbox (after a crash or a storage failure). Returns how
     /// many were completed.
+    ///
+    /// # Errors
+    /// `IngestError::Unavailable` when the repository does not answer (retryable), `Internal`
+    /// otherwise (listing the outbox); a purge that fails again stays in the outbox.
     pub async fn retry_purges(&self) -> Result<usize, IngestError> {
         let pending = self.ports.purges.pending_purges(100).await?;
         let mut done = 0;

@@ -26,6 +26,10 @@ impl Ingest {
     /// with the state change. Broken media fails the asset (never charged); a transient
     /// failure gives the job back for a later retry, until the attempts run out; an asset
     /// deleted meanwhile, or a job taken over, is dropped without a charge.
+    ///
+    /// # Errors
+    /// `IngestError::Unavailable` when the repository does not answer (retryable), `Internal`
+    /// otherwise (claiming or settling; a job whose settlement failed is released for a retry).
     pub async fn process_next_job(&self) -> Result<bool, IngestError> {
         let now = self.ports.clock.now();
         let Some(job) = self
@@ -173,6 +177,9 @@ impl Ingest {
     }
 
     /// Runs jobs until none is due. Returns how many ran.
+    ///
+    /// # Errors
+    /// The first error of [`Ingest::process_next_job`].
     pub async fn drain_jobs(&self) -> Result<usize, IngestError> {
         let mut ran = 0;
         while self.process_next_job().await? {

@@ -8,6 +8,10 @@ use crate::pagination::{Page, PageRequest};
 
 impl Ingest {
     /// Creates a project.
+    ///
+    /// # Errors
+    /// `IngestError::Unavailable` when the repository does not answer (retryable), `Internal`
+    /// otherwise.
     pub async fn create_project(
         &self,
         account: &AccountId,
@@ -24,6 +28,11 @@ impl Ingest {
     }
 
     /// The caller's project.
+    ///
+    /// # Errors
+    /// `IngestError::NotFound` when the project does not exist or is another account's;
+    /// `IngestError::Unavailable` when the repository does not answer (retryable), `Internal`
+    /// otherwise.
     pub async fn get_project(
         &self,
         account: &AccountId,
@@ -37,6 +46,10 @@ impl Ingest {
     }
 
     /// The caller's projects, newest first.
+    ///
+    /// # Errors
+    /// `IngestError::Unavailable` when the repository does not answer (retryable), `Internal`
+    /// otherwise.
     pub async fn list_projects(
         &self,
         account: &AccountId,
@@ -46,6 +59,11 @@ impl Ingest {
     }
 
     /// Deletes a project and its assets (as deleting each asset would).
+    ///
+    /// # Errors
+    /// `IngestError::NotFound` when the project does not exist or is another account's;
+    /// `IngestError::Unavailable` when the repository does not answer (retryable), `Internal`
+    /// otherwise.
     pub async fn delete_project(
         &self,
         account: &AccountId,

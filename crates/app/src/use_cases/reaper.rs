@@ -11,6 +11,10 @@ impl Ingest {
     /// tombstones; forgets tombstones older than twice the upload TTL; purges the stored bytes
     /// of assets that failed longer ago than the failed-bytes retention.
     /// Returns how many uploads were reaped.
+    ///
+    /// # Errors
+    /// `IngestError::Unavailable` when the repository does not answer (retryable), `Internal`
+    /// otherwise; an upload being written to is left for the next sweep.
     pub async fn reap_expired_uploads(&self) -> Result<usize, IngestError> {
         let now = self.ports.clock.now();
         let mut reaped = 0;

@@ -53,6 +53,12 @@ impl Ingest {
     /// As in tusd, HEAD takes the upload's lock: a PATCH still running for a connection the
     /// client already gave up on is asked to stop and record what it stored, so the offset
     /// returned is the one the client must resume from (not a stale one that earns a 409).
+    ///
+    /// # Errors
+    /// `IngestError::NotFound` for an unknown or another account's upload, `UploadGone` once it
+    /// was terminated, reaped or rejected, `UploadLocked` when the running PATCH does not stop in
+    /// time; `IngestError::Unavailable` when the repository does not answer (retryable),
+    /// `Internal` otherwise.
     pub async fn upload_status(
         &self,
         account: &AccountId,

@@ -2,7 +2,12 @@
 //! standing in for the blob store.
 
 // Test helpers: a missing fixture should panic loudly; the per-file lines are the report.
-#![allow(clippy::unwrap_used, clippy::print_stdout, dead_code)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    dead_code,
+    reason = "helpers shared by several test binaries, each using a part"
+)]
 
 use std::fs::File;
 use std::io::{self, Write};

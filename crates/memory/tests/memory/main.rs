@@ -1,6 +1,11 @@
 //! Tests of the in-memory adapters through their ports: one binary, one module per concern.
 //! The repository modules are the shared conformance suite (`crates/app/conformance`).
 
+#![allow(
+    clippy::expect_used,
+    reason = "integration test: a failed expectation is the test's failure"
+)]
+
 /// The adapter under test, for the conformance suite.
 mod adapter {
     /// The repository type.

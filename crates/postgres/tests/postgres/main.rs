@@ -7,6 +7,11 @@
 //! The cluster is started once per binary from the machine's PostgreSQL binaries; every test
 //! gets a database of its own. If the cluster cannot start, every test fails: none is skipped.
 
+#![allow(
+    clippy::expect_used,
+    reason = "integration test: a failed expectation is the test's failure"
+)]
+
 /// The adapter under test, for the conformance suite.
 mod adapter {
     /// The repository type.

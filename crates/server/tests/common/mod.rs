@@ -4,7 +4,12 @@
 //!
 //! Each test binary uses only some of it.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "helpers shared by several test binaries, each using a part; a failed expectation is the test's failure"
+)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
