@@ -13,9 +13,9 @@ use roughy_app::ports::{BlobStore, DownloadLinks, HealthCheck, UploadSink};
 use roughy_app::{Clock, Ingest, IngestConfig, IngestPorts, SystemClock};
 use roughy_blobstore::{HmacDownloadLinks, LocalBlobStore, ObjectBlobStore};
 use roughy_domain::AdminToken;
+use roughy_embedded_postgres::EmbeddedPostgres;
 use roughy_http::{HttpSettings, HttpState};
 use roughy_memory::NotifyJobSignal;
-use roughy_postgres::EmbeddedPostgres;
 
 use crate::config::{Config, StorageConfig};
 use crate::repository::Repository;

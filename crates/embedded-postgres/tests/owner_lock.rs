@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use roughy_postgres::{EmbeddedError, EmbeddedOptions, EmbeddedPostgres};
+use roughy_embedded_postgres::{EmbeddedError, EmbeddedOptions, EmbeddedPostgres};
 
 const THROWAWAY: EmbeddedOptions = EmbeddedOptions { durable: false };
 
