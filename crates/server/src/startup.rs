@@ -10,12 +10,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use roughy_app::ports::{BlobStore, DownloadLinks, HealthCheck, UploadSink};
-use roughy_app::{Clock, Ingest, IngestConfig, IngestPorts, SystemClock};
+use roughy_app::{Clock, Ingest, IngestConfig, IngestPorts, NotifyJobSignal, SystemClock};
 use roughy_blobstore::{HmacDownloadLinks, LocalBlobStore, ObjectBlobStore};
 use roughy_domain::AdminToken;
 use roughy_embedded_postgres::EmbeddedPostgres;
 use roughy_http::{HttpSettings, HttpState};
-use roughy_memory::NotifyJobSignal;
 
 use crate::config::{Config, StorageConfig};
 use crate::repository::Repository;
