@@ -5,7 +5,7 @@ ROUGHY_URL ?= http://127.0.0.1:8080
 ROUGHY_ADMIN_TOKEN ?= roughy-dev-admin-token
 export ROUGHY_ADMIN_TOKEN
 
-.PHONY: run test test-suites test-deps lint fmt openapi key bench fuzz clean toolchain
+.PHONY: run test test-suites test-deps lint fmt openapi schema schema-check key bench fuzz clean toolchain
 
 ## Run the service on its embedded defaults (./var, 127.0.0.1:8080).
 run: toolchain
@@ -46,6 +46,15 @@ fmt:
 ## Regenerate the committed OpenAPI document from the code.
 openapi:
 	$(CARGO) run -q -p roughy-server --bin roughy-server -- openapi > openapi/openapi.json
+
+## Regenerate crates/postgres/src/schema.rs from migrations/ (diesel print-schema on a throwaway
+## cluster; diesel_cli is built once into ~/.cache/roughy by scripts/schema).
+schema:
+	scripts/schema write
+
+## Fail when the committed crates/postgres/src/schema.rs is not what migrations/ generate.
+schema-check:
+	scripts/schema check
 
 ## Mint a first API key (with 1000 credits) on a server started by `make run`; prints the key.
 key:

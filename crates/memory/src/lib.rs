@@ -2,8 +2,6 @@
 
 mod locks;
 mod repository;
-mod signal;
 
 pub use locks::{InProcessUploadLease, InProcessUploadLocks};
 pub use repository::MemoryRepository;
-pub use signal::NotifyJobSignal;

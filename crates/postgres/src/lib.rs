@@ -1,7 +1,6 @@
 #![doc = include_str!("../README.md")]
 
 mod config;
-pub mod embedded;
 mod error;
 mod locks;
 mod repository;
@@ -11,6 +10,5 @@ mod schema;
 pub mod testing;
 
 pub use config::PgConfig;
-pub use embedded::{EmbeddedError, EmbeddedOptions, EmbeddedPostgres};
 pub use locks::{PgUploadLease, PgUploadLocks, UploadLockSettings};
 pub use repository::{ConnectError, PgRepository, MIGRATIONS};

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use roughy_postgres::EmbeddedError;
+use roughy_embedded_postgres::EmbeddedError;
 use roughy_server::{Application, Config, Overrides};
 
 #[actix_web::main]

@@ -9,8 +9,9 @@ use secrecy::ExposeSecret;
 use roughy_app::ports::{
     AccountRepo, AssetRepo, HealthCheck, JobRepo, ProjectRepo, PurgeQueue, UploadLocks, UploadRepo,
 };
+use roughy_embedded_postgres::{EmbeddedError, EmbeddedPostgres};
 use roughy_memory::MemoryRepository;
-use roughy_postgres::{EmbeddedError, EmbeddedPostgres, PgConfig, PgRepository, PgUploadLocks};
+use roughy_postgres::{PgConfig, PgRepository, PgUploadLocks};
 
 use std::path::Path;
 

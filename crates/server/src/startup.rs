@@ -10,11 +10,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use roughy_app::ports::{BlobStore, DownloadLinks, HealthCheck, UploadSink};
-use roughy_app::{Clock, Ingest, IngestPorts, SystemClock};
+use roughy_app::{Clock, Ingest, IngestPorts, NotifyJobSignal, SystemClock};
 use roughy_blobstore::{HmacDownloadLinks, LocalBlobStore, ObjectBlobStore};
+use roughy_embedded_postgres::EmbeddedPostgres;
 use roughy_http::HttpState;
-use roughy_memory::NotifyJobSignal;
-use roughy_postgres::EmbeddedPostgres;
 
 use crate::config::{BlobLocation, Config};
 use crate::repository::Repository;

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use roughy_app::Ingest;
-use roughy_memory::NotifyJobSignal;
+use roughy_app::{Ingest, NotifyJobSignal};
 
 /// How often the processing worker looks for due jobs without a wake-up.
 const PROCESSING_POLL: Duration = Duration::from_millis(500);

@@ -31,8 +31,8 @@ use rand::{Rng, SeedableRng};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
+use roughy_embedded_postgres::{EmbeddedOptions, EmbeddedPostgres};
 use roughy_postgres::testing::execute_sql;
-use roughy_postgres::{EmbeddedOptions, EmbeddedPostgres};
 
 use common::{
     assert_same, credits, file_storage, files_under, media, patch_in_flight, shared_database,

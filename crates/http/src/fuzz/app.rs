@@ -14,10 +14,10 @@ use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Value};
 
 use roughy_app::ports::{BlobReader, MediaInfo, MediaInspector, ProbeError};
-use roughy_app::{Ingest, IngestConfig, IngestPorts, SystemClock};
+use roughy_app::{Ingest, IngestConfig, IngestPorts, NotifyJobSignal, SystemClock};
 use roughy_blobstore::{HmacDownloadLinks, LocalBlobStore};
 use roughy_domain::{AdminToken, AssetState, DurationMs, MediaFormat, ProjectId};
-use roughy_memory::{MemoryRepository, NotifyJobSignal};
+use roughy_memory::MemoryRepository;
 
 use super::parsers::{json_body, json_verdict, Kind, BODIES};
 use super::{

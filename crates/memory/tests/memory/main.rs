@@ -23,7 +23,6 @@ mod adapter {
 }
 
 mod locks;
-mod signal;
 
 #[path = "../../../app/conformance/accounts.rs"]
 mod accounts;

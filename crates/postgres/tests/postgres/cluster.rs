@@ -2,8 +2,6 @@
 
 use roughy_postgres::{PgConfig, PgRepository};
 
-pub use roughy_postgres::testing::cluster;
-
 /// A new, empty database: its URL.
 pub async fn fresh_url() -> String {
     roughy_postgres::testing::fresh_database_url().await

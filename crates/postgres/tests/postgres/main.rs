@@ -1,10 +1,9 @@
 //! Tests of the PostgreSQL adapters against a real, throwaway PostgreSQL cluster: one binary,
 //! one module per concern. The repository modules are the shared conformance suite
 //! (`crates/app/conformance`), run here against `PgRepository`; the other modules cover what
-//! only a real database shows (races between transactions, constraints, several processes,
-//! the embedded cluster).
+//! only a real database shows (races between transactions, constraints, several processes).
 //!
-//! The cluster is started once per binary from the machine's PostgreSQL binaries; every test
+//! One cluster, started from the machine's PostgreSQL binaries, serves the run; every test
 //! gets a database of its own. If the cluster cannot start, every test fails: none is skipped.
 
 #![allow(
@@ -30,7 +29,6 @@ mod adapter {
 
 mod cluster;
 mod concurrency;
-mod embedded;
 mod locks;
 
 #[path = "../../../app/conformance/accounts.rs"]

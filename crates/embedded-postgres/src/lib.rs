@@ -1,8 +1,12 @@
-//! An embedded PostgreSQL cluster: the default database when `DATABASE_URL` is unset, and the
-//! throwaway database of the tests.
+//! An embedded PostgreSQL cluster: the service's default database when `DATABASE_URL` is
+//! unset, and the throwaway database of the tests. This crate has one job: to run the
+//! machine's own PostgreSQL server on a directory, for one owner process, and hand out the
+//! URLs that reach it. It knows nothing of the service's tables (the repository adapter,
+//! `roughy-postgres`, connects to the URL and migrates).
 //!
-//! [`EmbeddedPostgres::start`] runs the machine's own PostgreSQL binaries (`initdb`, `pg_ctl`,
-//! `postgres`, found on `PATH` or under `/usr/lib/postgresql/*/bin`) on a directory:
+//! [`EmbeddedPostgres::start`] runs the machine's PostgreSQL binaries (`initdb`, `pg_ctl`,
+//! `postgres`, found on `PATH` or under the newest `/usr/lib/postgresql/*/bin`; else it fails
+//! saying to install PostgreSQL or set `DATABASE_URL`) on a directory:
 //!
 //! ```text
 //! <dir>/data/            the cluster (initdb'd the first time; reused afterwards)
@@ -11,26 +15,40 @@
 //! <dir>/roughy.lock      the owner lock: held (flock) by the one process that owns the cluster
 //! ```
 //!
+//! The first start initdb's `<dir>/data` (trust auth, superuser `roughy`, UTF-8, C locale),
+//! every start writes the settings (`listen_addresses = ''`, the socket in `<dir>`), starts the
+//! server with `pg_ctl -w` and creates the `roughy` database if missing. A later start reuses
+//! the cluster: it removes a stale `postmaster.pid`, or adopts a server left running by a
+//! process that was killed. [`EmbeddedPostgres::url`] is
+//! `postgres://roughy@<percent-encoded dir>/roughy`; [`EmbeddedPostgres::create_database`]
+//! makes more databases (each test has its own).
+//!
 //! One process owns a cluster: [`EmbeddedPostgres::start`] takes an exclusive `flock` on
 //! `roughy.lock` before anything else (initdb included) and holds it until the cluster is
 //! stopped. A second process on the same directory is refused with
 //! [`EmbeddedError::InUse`], which names the owner's pid and the URL that shares the cluster
 //! instead. The kernel drops the lock when its process dies, however it dies, so a killed
-//! owner never blocks the next start (which adopts the server it left running).
+//! owner never blocks the next start (which adopts the server it left running). Several server
+//! processes may still share one cluster: start it in one, pass its `url()` to the others as
+//! `DATABASE_URL`.
 //!
 //! Authentication is `trust`, which is safe because only the socket exists and it lives in a
 //! directory only its owner can enter. PostgreSQL refuses to run as root: a root process runs
-//! the binaries as the `postgres` user and hands the directory to it.
+//! the binaries as the `postgres` user, hands the directory to it and makes the parent
+//! directories traversable (o+x).
+//!
+//! The test processes of one run share one throwaway cluster instead
+//! ([`EmbeddedPostgres::start_shared`]; with the `testing` feature, `testing::cluster()`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use roughy_postgres::{EmbeddedPostgres, PgConfig, PgRepository};
+//! use roughy_embedded_postgres::EmbeddedPostgres;
 //!
-//! let cluster = EmbeddedPostgres::start("var/pg".as_ref()).await?;
-//! let repo = PgRepository::connect(&PgConfig::new(cluster.url())).await?;
+//! let cluster = EmbeddedPostgres::start("var/pg".as_ref()).await?; // initdb the first time
+//! let url = cluster.url(); // connect the repository to it
 //! // … serve …
-//! drop(repo);
-//! cluster.stop()?; // or let it drop
+//! cluster.stop()?; // pg_ctl stop -m fast (also on drop)
+//! # drop(url);
 //! # Ok(()) }
 //! ```
 
@@ -43,6 +61,9 @@ use std::process::{Command, Stdio};
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use thiserror::Error;
+
+#[cfg(feature = "testing")]
+pub mod testing;
 
 /// The cluster's superuser and the service's database.
 pub const USER: &str = "roughy";
@@ -347,42 +368,6 @@ impl EmbeddedPostgres {
         self.stop_in_place()
     }
 
-    /// Arranges for the cluster to be stopped when this process exits, however it exits (a
-    /// kill, or a test binary whose static cluster is never dropped), and then for its
-    /// directory to be removed if `remove_dir`. A small shell process watches this one.
-    ///
-    /// # Errors
-    /// When the watcher cannot be spawned or the server's pid cannot be read.
-    pub fn stop_when_process_exits(&self, remove_dir: bool) -> Result<(), EmbeddedError> {
-        let postmaster = self
-            .postmaster_pid()
-            .ok_or_else(|| EmbeddedError::Database("the server's pid is unknown".into()))?;
-        let remove = if remove_dir {
-            format!(
-                "rm -rf -- '{}'",
-                self.dir.to_string_lossy().replace('\'', r"'\''")
-            )
-        } else {
-            String::new()
-        };
-        // SIGINT is PostgreSQL's fast shutdown; sent straight to the postmaster, it needs no
-        // pg_ctl (which refuses to run as root).
-        let script = format!(
-            "while kill -0 {me} 2>/dev/null; do sleep 1; done; \
-             kill -INT {postmaster} 2>/dev/null; \
-             while kill -0 {postmaster} 2>/dev/null; do sleep 0.1; done; {remove}",
-            me = std::process::id(),
-        );
-        Command::new("sh")
-            .args(["-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map(drop)
-            .map_err(io_error("spawn the cluster's watcher".into()))
-    }
-
     /// Leaves the cluster as a process killed with `kill -9` would: the server keeps running
     /// and the owner lock is released, so the next start adopts it (tests of that recovery).
     #[cfg(feature = "testing")]
@@ -458,7 +443,7 @@ impl EmbeddedPostgres {
         let data = self.data_dir();
         let quoted_dir = self.dir.to_string_lossy().replace('\'', "''");
         let mut settings = format!(
-            "# Written by roughy-postgres on every start.\n\
+            "# Written by roughy-embedded-postgres on every start.\n\
              listen_addresses = ''\n\
              unix_socket_directories = '{quoted_dir}'\n\
              unix_socket_permissions = 0700\n\

@@ -7,7 +7,7 @@
     reason = "integration test: a failed expectation is the test's failure"
 )]
 
-use roughy_postgres::{EmbeddedError, EmbeddedOptions, EmbeddedPostgres};
+use roughy_embedded_postgres::{EmbeddedError, EmbeddedOptions, EmbeddedPostgres};
 
 const THROWAWAY: EmbeddedOptions = EmbeddedOptions { durable: false };
 

@@ -1,10 +1,11 @@
-//! Waking the processing workers when a job is queued.
+//! Waking the processing workers when a job is queued: the one [`JobSignal`] adapter, used by
+//! every wiring (it needs nothing but the process's own runtime).
 
 use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use roughy_app::ports::JobSignal;
+use crate::ports::JobSignal;
 
 /// [`JobSignal`] over a [`tokio::sync::Notify`]: `job_queued` wakes one waiting worker, or
 /// leaves a permit for the next one to wait, so a job queued between two polls is not missed.
@@ -19,11 +20,6 @@ impl NotifyJobSignal {
     /// A signal with a fresh `Notify`.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// A signal over an existing `Notify`.
-    pub fn from_notify(notify: Arc<Notify>) -> Self {
-        Self { notify }
     }
 
     /// The `Notify` the workers wait on (`notify.notified().await`).
@@ -41,5 +37,35 @@ impl JobSignal for NotifyJobSignal {
     fn job_queued(&self) {
         // One job needs one worker; `notify_one` also stores a permit when nobody waits yet.
         self.notify.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_signal_sent_before_the_worker_waits_is_kept() {
+        let signal = NotifyJobSignal::new();
+        signal.job_queued();
+        tokio::time::timeout(Duration::from_secs(1), signal.notified())
+            .await
+            .expect("a permit was stored");
+    }
+
+    #[tokio::test]
+    async fn a_waiting_worker_is_woken() {
+        let signal = NotifyJobSignal::new();
+        let notify = signal.notify();
+        let worker = tokio::spawn(async move { notify.notified().await });
+        tokio::task::yield_now().await;
+        let as_port: &dyn JobSignal = &signal;
+        as_port.job_queued();
+        tokio::time::timeout(Duration::from_secs(1), worker)
+            .await
+            .expect("woken")
+            .unwrap();
     }
 }
