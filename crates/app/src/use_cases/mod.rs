@@ -123,16 +123,6 @@ impl Ingest {
         Self { ports, config }
     }
 
-    /// The tunables.
-    pub fn config(&self) -> &IngestConfig {
-        &self.config
-    }
-
-    /// The clock.
-    pub fn clock(&self) -> &dyn Clock {
-        self.ports.clock.as_ref()
-    }
-
     /// Deletes the stored bytes of deleted rows, then marks the outbox entry done. A failure
     /// is logged and left in the outbox, for the reaper to retry.
     async fn purge(&self, purge: &crate::ports::Purge) {
