@@ -17,26 +17,66 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use clap::Parser;
 use roughy_bench::service::ServerMode;
 use roughy_bench::{find_server_binary, run, Options, Scenario};
 
-const USAGE: &str = "usage: roughy-bench [--smoke] [--runs N] [--server PATH | --in-process] \
-                     [--out PATH | --no-out] [--data-parent DIR] [--keep-data] \
-                     [--no-warm-up] [--only SCENARIO,...] [--s3 | --no-s3]";
-
 const SCENARIOS: &str = "limits, one, chunked, huge, concurrent, small, s3";
+
+/// Upload throughput, latency and memory of roughy-server against this machine's own limits.
+#[derive(Debug, Parser)]
+#[command(name = "roughy-bench")]
+struct Args {
+    /// Every scenario once with tiny sizes against an in-process service, nothing written;
+    /// exits 0 iff every upload was stored exactly as sent.
+    #[arg(long)]
+    smoke: bool,
+    /// Rounds; each figure is the median over them.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    runs: Option<u16>,
+    /// The roughy-server binary to measure (default: the release build of this workspace).
+    #[arg(long, conflicts_with = "in_process")]
+    server: Option<PathBuf>,
+    /// Run the service inside this process instead of as a binary.
+    #[arg(long)]
+    in_process: bool,
+    /// Where to write the results (default: bench/RESULTS.md).
+    #[arg(long, conflicts_with = "no_out")]
+    out: Option<PathBuf>,
+    /// Only print the results.
+    #[arg(long)]
+    no_out: bool,
+    /// Where the service's temporary data directory is created (the disk measured).
+    #[arg(long)]
+    data_parent: Option<PathBuf>,
+    /// Keep the data directory (with the server's log) instead of deleting it.
+    #[arg(long)]
+    keep_data: bool,
+    /// Skip the warm-up write before the first round.
+    #[arg(long)]
+    no_warm_up: bool,
+    /// Some scenarios only (figures not measured show as NaN), e.g. for profiling.
+    #[arg(long, value_delimiter = ',', value_parser = scenario, value_name = "SCENARIO,...")]
+    only: Option<Vec<Scenario>>,
+    /// The S3 rows, which run by default when ROUGHY_TEST_S3_ENDPOINT is set (under
+    /// `scripts/s3s-fs run`); asked for without it, the run fails.
+    #[arg(long, conflicts_with = "no_s3")]
+    s3: bool,
+    /// Leave the S3 rows out.
+    #[arg(long)]
+    no_s3: bool,
+}
+
+fn scenario(name: &str) -> Result<Scenario, String> {
+    Scenario::parse(name).ok_or_else(|| format!("expected one of {SCENARIOS}"))
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let options = match parse(std::env::args().skip(1).collect()) {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            eprintln!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
+    let options = match options(Args::parse()) {
+        Ok(options) => options,
         Err(e) => {
-            eprintln!("roughy-bench: {e:#}\n{USAGE}");
+            eprintln!("roughy-bench: {e:#}");
             return ExitCode::from(2);
         }
     };
@@ -54,86 +94,44 @@ async fn main() -> ExitCode {
     }
 }
 
-/// The options from the command line; `None` for `--help`.
-fn parse(args: Vec<String>) -> anyhow::Result<Option<Options>> {
-    let smoke = args.iter().any(|a| a == "--smoke");
-    let mut server = None;
-    let mut in_process = false;
-    let mut runs = None;
-    let mut out: Option<Option<PathBuf>> = None;
-    let mut data_parent = None;
-    let mut only = None;
-    let mut keep_data = false;
-    let mut no_warm_up = false;
-    let mut s3 = None;
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--smoke" => {}
-            "-h" | "--help" => return Ok(None),
-            "--runs" => {
-                let n: usize = value()?.parse().context("--runs")?;
-                if n == 0 {
-                    bail!("--runs must be at least 1");
-                }
-                runs = Some(n);
-            }
-            "--server" => server = Some(PathBuf::from(value()?)),
-            "--in-process" => in_process = true,
-            "--out" => out = Some(Some(PathBuf::from(value()?))),
-            "--no-out" => out = Some(None),
-            "--data-parent" => data_parent = Some(PathBuf::from(value()?)),
-            "--keep-data" => keep_data = true,
-            "--no-warm-up" => no_warm_up = true,
-            "--s3" => s3 = Some(true),
-            "--no-s3" => s3 = Some(false),
-            "--only" => {
-                let list = value()?;
-                let parsed: Option<Vec<Scenario>> = list.split(',').map(Scenario::parse).collect();
-                only = Some(parsed.with_context(|| {
-                    format!("--only {list:?}: expected a comma-separated list of {SCENARIOS}")
-                })?);
-            }
-            other => bail!("unknown argument {other:?}"),
-        }
-    }
-    let mut options = if smoke {
+/// The benchmark's options from the command line's.
+fn options(args: Args) -> anyhow::Result<Options> {
+    let mut options = if args.smoke {
         Options::smoke()
     } else {
         // Located only when needed: smoke runs need no binary.
-        let binary = match &server {
+        let binary = match &args.server {
             Some(path) => path.clone(),
-            None if in_process => PathBuf::new(),
+            None if args.in_process => PathBuf::new(),
             None => find_server_binary()?,
         };
         Options::full(binary)
     };
-    if let Some(path) = server {
+    if let Some(path) = args.server {
         options.server = ServerMode::Binary(path);
-    } else if in_process {
+    } else if args.in_process {
         options.server = ServerMode::InProcess;
     }
-    if let Some(n) = runs {
-        options.runs = n;
+    if let Some(n) = args.runs {
+        options.runs = usize::from(n);
     }
-    if let Some(out) = out {
-        options.out = out;
+    if args.no_out {
+        options.out = None;
+    } else if let Some(out) = args.out {
+        options.out = Some(out);
     }
-    options.data_parent = data_parent;
-    options.keep_data = keep_data;
-    if no_warm_up {
+    options.data_parent = args.data_parent;
+    options.keep_data = args.keep_data;
+    if args.no_warm_up {
         options.warm_up = 0;
     }
-    if let Some(only) = only {
+    if let Some(only) = args.only {
         options.scenarios = only;
     }
-    match s3 {
-        Some(true) if !options.runs_scenario(Scenario::S3) => {
-            options.scenarios.push(Scenario::S3);
-        }
-        Some(false) => options.scenarios.retain(|s| *s != Scenario::S3),
-        _ => {}
+    if args.s3 && !options.runs_scenario(Scenario::S3) {
+        options.scenarios.push(Scenario::S3);
+    } else if args.no_s3 {
+        options.scenarios.retain(|s| *s != Scenario::S3);
     }
-    Ok(Some(options))
+    Ok(options)
 }

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::ids::random_base62;
 
@@ -75,10 +76,7 @@ impl AdminToken {
     pub fn matches(&self, presented: &str) -> bool {
         let a = Sha256::digest(self.0.as_bytes());
         let b = Sha256::digest(presented.as_bytes());
-        a.iter()
-            .zip(b.iter())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+        a.as_slice().ct_eq(b.as_slice()).into()
     }
 }
 

@@ -2,7 +2,7 @@
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{mime, web, FromRequest, HttpMessage, HttpRequest};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use futures::future::LocalBoxFuture;
@@ -86,23 +86,17 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     }
 }
 
-/// Whether a body may be read as JSON: no `Content-Type`, `application/json` or `…+json`, in
-/// any letter case (media types are case-insensitive, RFC 9110 §8.3.1).
+/// Whether a body may be read as JSON: no `Content-Type`, `application/json` or
+/// `application/…+json`, in any letter case (media types are case-insensitive, RFC 9110
+/// §8.3.1; actix-web's [`HttpMessage::mime_type`] parses them). A malformed value is refused.
 pub(crate) fn json_content_type_ok(req: &HttpRequest) -> bool {
-    match req.headers().get(header::CONTENT_TYPE) {
-        None => true,
-        Some(v) => v
-            .to_str()
-            .map(|v| {
-                let essence = v
-                    .split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase();
-                essence == "application/json" || essence.ends_with("+json")
-            })
-            .unwrap_or(false),
+    match req.mime_type() {
+        Ok(None) => true,
+        Ok(Some(m)) => {
+            m.type_() == mime::APPLICATION
+                && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
+        }
+        Err(_) => false,
     }
 }
 

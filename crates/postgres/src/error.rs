@@ -90,6 +90,13 @@ pub(crate) fn db_error(e: DieselError) -> RepoError {
 }
 
 /// Errors PostgreSQL reports without a dedicated kind that still mean "try again".
+///
+/// By message text, not SQLSTATE: diesel-async turns eight SQLSTATEs into a
+/// [`DatabaseErrorKind`] and wraps the rest as `Unknown` behind a private type whose
+/// `DatabaseErrorInformation` has no code (57014 statement timeout, 40P01 deadlock, 57P01
+/// terminating connection and 57P03 starting up arrive as `Unknown`). The texts are PostgreSQL's
+/// English ones: the embedded cluster is initialised with `--locale=C`; an external server
+/// with another `lc_messages` answers these as 500 instead of 503.
 fn is_transient(message: &str) -> bool {
     const TRANSIENT: [&str; 6] = [
         "statement timeout",

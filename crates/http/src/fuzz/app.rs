@@ -21,7 +21,8 @@ use roughy_memory::MemoryRepository;
 
 use super::parsers::{json_body, json_verdict, Kind, BODIES};
 use super::{
-    apply, contract_status, edit, header_near, header_safe, header_text, near, text, Edit,
+    apply, contract_status, edit, header_near, header_safe, header_text, media_type, near, text,
+    Edit,
 };
 use crate::extract::decode_cursor;
 use crate::routes::downloads::parse_range;
@@ -406,13 +407,8 @@ fn tus_headers_through_the_app() {
         (method, headers, 0usize..64),
         |world, run, (method, (tus, ct, offset, length, metadata), body_len)| {
             let speaks_tus = header_text(tus.as_ref()).map(str::trim) == Some("1.0.0");
-            let octets = header_text(ct.as_ref()).is_some_and(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .eq_ignore_ascii_case("application/offset+octet-stream")
-            });
+            let octets = media_type(ct.as_ref())
+                .is_some_and(|m| m.essence_str() == "application/offset+octet-stream");
             let offset_value = header_text(offset.as_ref())
                 .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|v| v.parse::<u64>().ok());

@@ -162,3 +162,9 @@ fn header_near(valid: &'static str) -> impl Strategy<Value = Option<HeaderValue>
 fn header_text(value: Option<&HeaderValue>) -> Option<&str> {
     value.and_then(|v| v.to_str().ok())
 }
+
+/// A `Content-Type` value read as a media type, as `HttpMessage::mime_type` reads it (`None`
+/// when absent or malformed).
+fn media_type(value: Option<&HeaderValue>) -> Option<actix_web::mime::Mime> {
+    header_text(value).and_then(|v| v.parse().ok())
+}

@@ -109,32 +109,21 @@ pub async fn download(
 }
 
 /// Parses one `bytes=` range against `size`; `None` when malformed or unsatisfiable.
+///
+/// actix-web's [`header::Range`] parses the header; the service serves one part only, so a
+/// list of ranges is refused like a malformed one.
 pub(crate) fn parse_range(raw: &str, size: u64) -> Option<std::ops::Range<u64>> {
-    let spec = raw.trim().strip_prefix("bytes=")?;
-    if spec.contains(',') {
+    let header::Range::Bytes(specs) = raw.trim().parse::<header::Range>().ok()? else {
+        return None;
+    };
+    if raw.contains(',') {
         return None;
     }
-    let (start, end) = spec.split_once('-')?;
-    let (start, end) = (start.trim(), end.trim());
-    let range = if start.is_empty() {
-        let suffix: u64 = end.parse().ok()?;
-        if suffix == 0 {
-            return None;
-        }
-        size.saturating_sub(suffix)..size
-    } else {
-        let start: u64 = start.parse().ok()?;
-        let end = if end.is_empty() {
-            size.checked_sub(1)?
-        } else {
-            end.parse::<u64>().ok()?.min(size.checked_sub(1)?)
-        };
-        if start > end {
-            return None;
-        }
-        start..end + 1
+    let [spec] = specs.as_slice() else {
+        return None;
     };
-    (range.start < size).then_some(range)
+    let (first, last) = spec.to_satisfiable_range(size)?;
+    Some(first..last.checked_add(1)?)
 }
 
 #[cfg(test)]

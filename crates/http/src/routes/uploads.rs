@@ -4,7 +4,7 @@
 
 use actix_web::http::{header, Method};
 use actix_web::middleware::DefaultHeaders;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use futures::StreamExt;
 
 use roughy_app::ports::{BodyError, ByteStream};
@@ -132,19 +132,10 @@ pub async fn patch(
     Ok(with_expiry(HttpResponse::NoContent(), &view))
 }
 
-/// A PATCH body must be `application/offset+octet-stream` (parameters allowed).
+/// A PATCH body must be `application/offset+octet-stream` (parameters allowed, any letter
+/// case: actix-web's [`HttpMessage::mime_type`] parses it).
 pub(crate) fn require_offset_octet_stream(req: &HttpRequest) -> Result<(), ApiError> {
-    let ok = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case(OFFSET_OCTET_STREAM)
-        });
+    let ok = matches!(req.mime_type(), Ok(Some(m)) if m.essence_str() == OFFSET_OCTET_STREAM);
     if ok {
         Ok(())
     } else {
