@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Client, StatusCode};
 
+mod common;
+use common::Api;
+
 const ADMIN: &str = "startup-test-admin-token";
 const SIGNING_KEY: &str = "startup-test-signing-key-of-32-bytes-at-least";
 /// What the embedded cluster logs the one time it runs initdb.
@@ -449,61 +452,13 @@ async fn the_largest_ttls_allowed_serve_requests_without_overflow() {
         ],
     );
     server.wait_ready().await;
-    let client = Client::new();
-    let account: serde_json::Value = client
-        .post(format!("{}/admin/v1/accounts", server.base))
-        .bearer_auth(ADMIN)
-        .json(&serde_json::json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let api = Api::tenant_at(&server.base, ADMIN, 10).await;
+    let project = api.project(&server.base).await;
+    let (_, upload) = api
+        .try_asset_in(&server.base, &project, 1000)
         .await
         .unwrap();
-    let id = account["id"].as_str().unwrap();
-    let key: serde_json::Value = client
-        .post(format!("{}/admin/v1/accounts/{id}/api-keys", server.base))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = key["key"].as_str().unwrap();
-    let top_up = client
-        .post(format!("{}/admin/v1/accounts/{id}/top-ups", server.base))
-        .bearer_auth(ADMIN)
-        .json(&serde_json::json!({"credits": 10}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(top_up.status(), StatusCode::CREATED);
-    let project: serde_json::Value = client
-        .post(format!("{}/v1/projects", server.base))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let r = client
-        .post(format!("{}/v1/assets", server.base))
-        .bearer_auth(key)
-        .json(&serde_json::json!({"project_id": project["id"], "size_bytes": 1000}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED, "log:\n{}", server.log());
-    let upload = r.headers()["location"].to_str().unwrap().to_owned();
-    let head = client
-        .head(&upload)
-        .bearer_auth(key)
-        .header("Tus-Resumable", "1.0.0")
-        .send()
-        .await
-        .unwrap();
+    let head = api.try_head(&upload).await.unwrap();
     assert_eq!(head.status(), StatusCode::OK, "log:\n{}", server.log());
     assert!(head.headers().contains_key("upload-expires"));
     server.terminate();
@@ -514,57 +469,17 @@ async fn json_logs_carry_the_request_id_on_the_lines_logged_inside_a_request() {
     let root = tempfile::tempdir().unwrap();
     let mut server = memory_server(root.path(), "json", &[("ROUGHY_LOG_FORMAT", "json")]);
     server.wait_ready().await;
-    let client = Client::new();
-    let base = server.base.clone();
-    let admin = |path: String| client.post(format!("{base}{path}")).bearer_auth(ADMIN);
-    let account: serde_json::Value = admin("/admin/v1/accounts".into())
-        .json(&serde_json::json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let api = Api::tenant_at(&server.base, ADMIN, 10).await;
+    let project = api.project(&server.base).await;
+    let (_, upload_url) = api
+        .try_asset_in(&server.base, &project, 1000)
         .await
         .unwrap();
-    let account = account["id"].as_str().unwrap().to_owned();
-    let key: serde_json::Value = admin(format!("/admin/v1/accounts/{account}/api-keys"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = key["key"].as_str().unwrap().to_owned();
-    let top_up = admin(format!("/admin/v1/accounts/{account}/top-ups"))
-        .json(&serde_json::json!({"credits": 10}))
-        .send()
-        .await
-        .unwrap();
-    assert!(top_up.status().is_success(), "{}", top_up.status());
-    let project: serde_json::Value = client
-        .post(format!("{base}/v1/projects"))
-        .bearer_auth(&key)
-        .json(&serde_json::json!({"name": "logs"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let asset = client
-        .post(format!("{base}/v1/assets"))
-        .bearer_auth(&key)
-        .json(&serde_json::json!({
-            "project_id": project["id"], "size_bytes": 1000
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(asset.status(), StatusCode::CREATED);
-    let upload_url = asset.headers()["location"].to_str().unwrap().to_owned();
     // Not media: the use case logs the rejection inside the request.
-    let rejected = client
+    let rejected = api
+        .client
         .patch(&upload_url)
-        .bearer_auth(&key)
+        .bearer_auth(&api.key)
         .header("Tus-Resumable", "1.0.0")
         .header("Upload-Offset", "0")
         .header("Content-Type", "application/offset+octet-stream")

@@ -183,16 +183,19 @@ pub struct Api {
 impl Api {
     /// A new account with `credits` and its key, made through `server`'s operator API.
     pub async fn tenant(server: &Server, credits: i64) -> Self {
+        Self::tenant_at(&server.base, ADMIN, credits).await
+    }
+
+    /// A new account with `credits` and its key, made through the operator API at `base`
+    /// with the operator token `admin`.
+    pub async fn tenant_at(base: &str, admin: &str, credits: i64) -> Self {
         let client = Client::builder()
             .timeout(Duration::from_secs(120))
             .build()
             .unwrap();
-        let admin = |m: Method, p: String| {
-            client
-                .request(m, format!("{}{p}", server.base))
-                .bearer_auth(ADMIN)
-        };
-        let account: Value = admin(Method::POST, "/admin/v1/accounts".into())
+        let operator =
+            |m: Method, p: String| client.request(m, format!("{base}{p}")).bearer_auth(admin);
+        let account: Value = operator(Method::POST, "/admin/v1/accounts".into())
             .json(&json!({}))
             .send()
             .await
@@ -201,7 +204,7 @@ impl Api {
             .await
             .unwrap();
         let account_id = account["id"].as_str().unwrap().to_owned();
-        let key: Value = admin(
+        let key: Value = operator(
             Method::POST,
             format!("/admin/v1/accounts/{account_id}/api-keys"),
         )
@@ -211,7 +214,7 @@ impl Api {
         .json()
         .await
         .unwrap();
-        let r = admin(
+        let r = operator(
             Method::POST,
             format!("/admin/v1/accounts/{account_id}/top-ups"),
         )
