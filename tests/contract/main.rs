@@ -13,6 +13,7 @@ mod auth;
 mod billing;
 mod conventions;
 mod downloads;
+mod idempotency;
 mod interop;
 mod media_formats;
 mod operations;

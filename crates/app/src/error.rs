@@ -75,6 +75,12 @@ pub enum IngestError {
         /// The limit in force.
         limit: u32,
     },
+    /// The `Idempotency-Key` was used for another request (another route or body).
+    #[error("this Idempotency-Key was used for another request; use a new key for a new request")]
+    IdempotencyKeyReused,
+    /// A request with this `Idempotency-Key` is still running.
+    #[error("a request with this Idempotency-Key is still running; retry later")]
+    IdempotencyKeyInUse,
     /// A dependency is unavailable; retry.
     #[error("service unavailable: {0}")]
     Unavailable(#[source] Cause),

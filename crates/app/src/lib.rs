@@ -12,5 +12,6 @@ pub use error::IngestError;
 pub use pagination::{Cursor, Page, PageRequest};
 pub use signal::NotifyJobSignal;
 pub use use_cases::{
-    AssetFilter, CreateAsset, Ingest, IngestConfig, IngestPorts, MintedKey, UploadView,
+    AssetFilter, CreateAsset, Ingest, IngestConfig, IngestPorts, KeyedRequest, MintedKey,
+    UploadView,
 };

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod asset;
 pub mod billing;
+pub mod idempotency;
 pub mod ids;
 pub mod media;
 pub mod project;
@@ -13,6 +14,7 @@ pub mod values;
 pub use account::{AdminToken, ApiKeySecret, KeyHash};
 pub use asset::{Asset, AssetFailure, AssetState, TransitionError};
 pub use billing::{Credits, LedgerEntry, LedgerKind, Settlement};
+pub use idempotency::{ClaimId, Fingerprint, IdempotencyKey, KeyRecord, StoredResponse, Verdict};
 pub use ids::{AccountId, ApiKeyId, AssetId, LedgerEntryId, ProjectId, UploadId};
 pub use media::{MediaFormat, MediaType};
 pub use project::{Account, ApiKey, Project};

@@ -184,6 +184,8 @@ impl From<IngestError> for ApiError {
                     "storage is full; the bytes acknowledged are kept, resume later",
                 );
             }
+            E::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+            E::IdempotencyKeyInUse => (StatusCode::CONFLICT, "idempotency_key_in_use"),
             E::Conflict(cause) => {
                 tracing::info!(cause = %cause.chain(), "state conflict");
                 (StatusCode::CONFLICT, "conflict")
@@ -292,6 +294,16 @@ mod tests {
             (IngestError::UnsupportedMedia, 409, "unsupported_media_type"),
             (IngestError::UploadLocked, 423, "upload_locked"),
             (IngestError::UploadComplete, 409, "upload_complete"),
+            (
+                IngestError::IdempotencyKeyReused,
+                422,
+                "idempotency_key_reused",
+            ),
+            (
+                IngestError::IdempotencyKeyInUse,
+                409,
+                "idempotency_key_in_use",
+            ),
             (IngestError::InvalidSignature, 403, "invalid_signature"),
             (
                 IngestError::Unavailable("pool".into()),

@@ -55,9 +55,10 @@ impl FromRequest for Caller {
 const JSON_LIMIT: usize = 64 * 1024;
 
 /// A JSON body parsed with the field path in every error: malformed JSON is 400
-/// `invalid_json`; a wrong type, missing or unknown field is 422 `validation_error`.
+/// `invalid_json`; a wrong type, missing or unknown field is 422 `validation_error`. The body as
+/// received comes with it (an `Idempotency-Key` compares it).
 #[derive(Debug)]
-pub struct JsonBody<T>(pub T);
+pub struct JsonBody<T>(pub T, pub web::Bytes);
 
 impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Error = ApiError;
@@ -76,12 +77,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             if bytes.len() > JSON_LIMIT {
                 return Err(ApiError::invalid_json("the JSON body is too large"));
             }
-            parse_json(if bytes.iter().all(u8::is_ascii_whitespace) {
+            let value = parse_json(if bytes.iter().all(u8::is_ascii_whitespace) {
                 b"{}"
             } else {
                 &bytes
-            })
-            .map(JsonBody)
+            })?;
+            Ok(JsonBody(value, bytes))
         })
     }
 }

@@ -3,6 +3,7 @@
 mod dto;
 mod error;
 mod extract;
+mod idempotency;
 mod openapi;
 mod routes;
 
@@ -215,6 +216,7 @@ pub fn cors(settings: &HttpSettings) -> Cors {
             header::HeaderName::from_static("upload-concat"),
             header::HeaderName::from_static("x-http-method-override"),
             header::HeaderName::from_static("x-requested-with"),
+            header::HeaderName::from_static(idempotency::IDEMPOTENCY_KEY),
         ])
         .expose_headers([
             header::LOCATION,
@@ -225,6 +227,7 @@ pub fn cors(settings: &HttpSettings) -> Cors {
             header::HeaderName::from_static("tus-version"),
             header::HeaderName::from_static("tus-extension"),
             header::HeaderName::from_static("tus-max-size"),
+            header::HeaderName::from_static(idempotency::REPLAYED),
         ])
         .max_age(86_400);
     if settings.cors_origins.iter().any(|o| o == "*") {

@@ -44,6 +44,21 @@ diesel::table! {
 }
 
 diesel::table! {
+    idempotency_keys (account_id, key) {
+        account_id -> Text,
+        key -> Text,
+        fingerprint -> Text,
+        claim -> Text,
+        expires_at -> Timestamptz,
+        in_flight_until -> Nullable<Timestamptz>,
+        response_status -> Nullable<Int2>,
+        response_header_names -> Array<Nullable<Text>>,
+        response_header_values -> Array<Nullable<Text>>,
+        response_body -> Nullable<Bytea>,
+    }
+}
+
+diesel::table! {
     jobs (asset_id) {
         asset_id -> Text,
         seq -> Int8,
@@ -118,6 +133,7 @@ diesel::table! {
 }
 
 diesel::joinable!(api_keys -> accounts (account_id));
+diesel::joinable!(idempotency_keys -> accounts (account_id));
 diesel::joinable!(jobs -> assets (asset_id));
 diesel::joinable!(ledger_entries -> accounts (account_id));
 diesel::joinable!(projects -> accounts (account_id));
@@ -128,6 +144,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     accounts,
     api_keys,
     assets,
+    idempotency_keys,
     jobs,
     ledger_entries,
     projects,

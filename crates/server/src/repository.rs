@@ -7,7 +7,8 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 
 use roughy_app::ports::{
-    AccountRepo, AssetRepo, HealthCheck, JobRepo, ProjectRepo, PurgeQueue, UploadLocks, UploadRepo,
+    AccountRepo, AssetRepo, HealthCheck, IdempotencyKeys, JobRepo, ProjectRepo, PurgeQueue,
+    UploadLocks, UploadRepo,
 };
 use roughy_embedded_postgres::{EmbeddedError, EmbeddedPostgres};
 use roughy_memory::MemoryRepository;
@@ -25,6 +26,7 @@ pub struct Repository {
     pub uploads: Arc<dyn UploadRepo>,
     pub jobs: Arc<dyn JobRepo>,
     pub purges: Arc<dyn PurgeQueue>,
+    pub idempotency: Arc<dyn IdempotencyKeys>,
     pub locks: Arc<dyn UploadLocks>,
     /// What `/readyz` asks of it.
     pub health: Arc<dyn HealthCheck>,
@@ -60,6 +62,7 @@ impl Repository {
                     assets: repo.clone(),
                     uploads: repo.clone(),
                     jobs: repo.clone(),
+                    idempotency: repo.clone(),
                     locks: Arc::new(repo.locks()),
                     purges: repo,
                     health: Arc::new(AlwaysHealthy),
@@ -104,6 +107,7 @@ impl Repository {
                     uploads: repo.clone(),
                     jobs: repo.clone(),
                     purges: repo.clone(),
+                    idempotency: repo.clone(),
                     locks: Arc::new(PgUploadLocks::new(&repo)),
                     health: repo,
                     embedded,

@@ -123,6 +123,7 @@ impl Application {
             uploads: repository.uploads.clone(),
             jobs: repository.jobs.clone(),
             purges: repository.purges.clone(),
+            idempotency: repository.idempotency.clone(),
             locks: repository.locks.clone(),
             sink,
             blobs: blobs.clone(),

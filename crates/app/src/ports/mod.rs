@@ -9,6 +9,7 @@
 mod bytes;
 mod errors;
 mod health;
+mod idempotency;
 mod links;
 mod locks;
 mod media;
@@ -17,6 +18,7 @@ mod repositories;
 pub use self::bytes::*;
 pub use self::errors::*;
 pub use self::health::*;
+pub use self::idempotency::*;
 pub use self::links::*;
 pub use self::locks::*;
 pub use self::media::*;

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod assets;
+mod idempotency;
 mod processing;
 mod projects;
 mod reaper;
@@ -17,13 +18,14 @@ use time::Duration;
 use crate::clock::Clock;
 use crate::error::IngestError;
 use crate::ports::{
-    AccountRepo, AssetRepo, BlobStore, DownloadLinks, JobRepo, JobSignal, MediaInspector,
-    ProjectRepo, PurgeQueue, UploadLocks, UploadRepo, UploadSink,
+    AccountRepo, AssetRepo, BlobStore, DownloadLinks, IdempotencyKeys, JobRepo, JobSignal,
+    MediaInspector, ProjectRepo, PurgeQueue, UploadLocks, UploadRepo, UploadSink,
 };
 
 pub use crate::ports::AssetFilter;
 pub use accounts::MintedKey;
 pub use assets::CreateAsset;
+pub use idempotency::KeyedRequest;
 pub use uploads::UploadView;
 
 /// Tunables of the use cases.
@@ -80,6 +82,8 @@ pub struct IngestPorts {
     pub jobs: Arc<dyn JobRepo>,
     /// The purge outbox.
     pub purges: Arc<dyn PurgeQueue>,
+    /// Idempotency keys of creates.
+    pub idempotency: Arc<dyn IdempotencyKeys>,
     /// Per-upload write locks.
     pub locks: Arc<dyn UploadLocks>,
     /// Upload bytes.

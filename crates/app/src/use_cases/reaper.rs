@@ -9,7 +9,8 @@ use crate::ports::GoneReason;
 impl Ingest {
     /// Deletes pending uploads idle past `Upload-Expires` (asset row and bytes), leaving
     /// tombstones; forgets tombstones older than twice the upload TTL; purges the stored bytes
-    /// of assets that failed longer ago than the failed-bytes retention.
+    /// of assets that failed longer ago than the failed-bytes retention; forgets expired
+    /// idempotency keys.
     /// Returns how many uploads were reaped.
     ///
     /// # Errors
@@ -82,6 +83,11 @@ impl Ingest {
         }
         // Stored bytes whose purge failed or was cut short by a crash.
         self.retry_purges().await?;
+        // Idempotency keys past their 24 hours.
+        let forgotten = self.ports.idempotency.purge_expired_keys(now).await?;
+        if forgotten > 0 {
+            tracing::debug!(forgotten, "expired idempotency keys forgotten");
+        }
         if reaped > 0 {
             tracing::info!(reaped, "expired uploads reaped");
         }

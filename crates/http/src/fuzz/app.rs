@@ -200,6 +200,7 @@ fn check_http<S: Strategy>(
             uploads: Arc::new(repo.clone()),
             jobs: Arc::new(repo.clone()),
             locks: Arc::new(repo.locks()),
+            idempotency: Arc::new(repo.clone()),
             purges: Arc::new(repo),
             sink: blobs.clone(),
             blobs,

@@ -11,6 +11,7 @@ use super::resource;
 use crate::dto::{upload_url, AssetDetailDto, AssetDto, AssetList, CreateAssetBody};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{base_url, Caller, JsonBody, ListQuery};
+use crate::idempotency::once_per_key;
 use crate::HttpState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -51,13 +52,17 @@ pub async fn create(
     caller: Caller,
     body: JsonBody<CreateAssetBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let command = body.0.try_into_domain()?;
-    let (asset, upload) = state.ingest.create_asset(&caller.0, command).await?;
-    let base = base_url(&req);
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, upload_url(&base, &asset)))
-        .insert_header(("Upload-Expires", http_date(upload.expires_at)))
-        .json(AssetDto::new(&asset, &base)))
+    let JsonBody(body, raw) = body;
+    let command = body.try_into_domain()?;
+    once_per_key(&req, &caller.0, "POST /v1/assets", &raw, || async {
+        let (asset, upload) = state.ingest.create_asset(&caller.0, command).await?;
+        let base = base_url(&req);
+        Ok(HttpResponse::Created()
+            .insert_header((header::LOCATION, upload_url(&base, &asset)))
+            .insert_header(("Upload-Expires", http_date(upload.expires_at)))
+            .json(AssetDto::new(&asset, &base)))
+    })
+    .await
 }
 
 /// Get an asset, with a fresh signed `download_url` when ready.

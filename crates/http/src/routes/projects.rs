@@ -1,6 +1,6 @@
 //! `/v1/projects`.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 use roughy_domain::ProjectId;
 
@@ -8,6 +8,7 @@ use super::resource;
 use crate::dto::{CreateProjectBody, ProjectDto, ProjectList};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, JsonBody, ListQuery};
+use crate::idempotency::once_per_key;
 use crate::HttpState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -32,13 +33,18 @@ fn parse_id(raw: &str) -> Result<ProjectId, ApiError> {
     security(("bearer" = [])),
     responses((status = 201, body = ProjectDto), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
+    req: HttpRequest,
     state: web::Data<HttpState>,
     caller: Caller,
     body: JsonBody<CreateProjectBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = body.0.try_into_domain()?;
-    let project = state.ingest.create_project(&caller.0, name).await?;
-    Ok(HttpResponse::Created().json(ProjectDto::from(project)))
+    let JsonBody(body, raw) = body;
+    let name = body.try_into_domain()?;
+    once_per_key(&req, &caller.0, "POST /v1/projects", &raw, || async {
+        let project = state.ingest.create_project(&caller.0, name).await?;
+        Ok(HttpResponse::Created().json(ProjectDto::from(project)))
+    })
+    .await
 }
 
 /// List projects, newest first.

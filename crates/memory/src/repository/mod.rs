@@ -6,6 +6,7 @@
 
 mod accounts;
 mod assets;
+mod idempotency;
 mod jobs;
 mod projects;
 mod purges;
@@ -22,12 +23,12 @@ use crate::InProcessUploadLocks;
 use roughy_app::ports::{GoneReason, Purge, RepoError, UploadFence};
 use roughy_app::{Cursor, Page, PageRequest};
 use roughy_domain::{
-    Account, AccountId, ApiKey, ApiKeyId, Asset, AssetId, Credits, KeyHash, LedgerEntry, Project,
-    ProjectId, Upload, UploadId,
+    Account, AccountId, ApiKey, ApiKeyId, Asset, AssetId, ClaimId, Credits, IdempotencyKey,
+    KeyHash, KeyRecord, LedgerEntry, Project, ProjectId, Upload, UploadId,
 };
 
 /// The in-memory adapter of `AccountRepo`, `ProjectRepo`, `AssetRepo`, `UploadRepo`,
-/// `JobRepo` and `PurgeQueue`.
+/// `JobRepo`, `PurgeQueue` and `IdempotencyKeys`.
 ///
 /// Clones share one state, so one value can be handed to every port of `IngestPorts`.
 #[derive(Clone, Default)]
@@ -105,6 +106,15 @@ struct State {
     next_job_seq: u64,
     /// When each `failed` asset failed, until its stored bytes are let go (the retention).
     failed_at: HashMap<AssetId, OffsetDateTime>,
+    /// Idempotency keys, by account and key.
+    idempotency: HashMap<(AccountId, IdempotencyKey), IdempotencyRow>,
+}
+
+/// An idempotency key's record and the claim that holds it.
+#[derive(Debug)]
+struct IdempotencyRow {
+    claim: ClaimId,
+    record: KeyRecord,
 }
 
 /// An account, its balance and its ledger. The balance is only changed by [`AccountRow::post`],

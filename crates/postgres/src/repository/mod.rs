@@ -13,6 +13,7 @@
 
 mod accounts;
 mod assets;
+mod idempotency;
 mod jobs;
 mod projects;
 mod purges;
@@ -69,7 +70,7 @@ pub enum ConnectError {
 }
 
 /// The PostgreSQL adapter of `AccountRepo`, `ProjectRepo`, `AssetRepo`, `UploadRepo`,
-/// `JobRepo`, `PurgeQueue` and `HealthCheck`.
+/// `JobRepo`, `PurgeQueue`, `IdempotencyKeys` and `HealthCheck`.
 ///
 /// Clones share one pool, so one value can be handed to every port.
 #[derive(Clone)]

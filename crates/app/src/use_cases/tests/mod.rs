@@ -26,9 +26,9 @@ use super::{Ingest, IngestConfig, IngestPorts};
 use crate::clock::Clock;
 use crate::ports::{
     BlobError, BlobReader, DownloadLinks, JobSignal, MediaInspector, MockAccountRepo,
-    MockAssetRepo, MockBlobStore, MockJobRepo, MockMediaInspector, MockProjectRepo, MockPurgeQueue,
-    MockUploadLocks, MockUploadRepo, MockUploadSink, Purge, SignedDownload, UploadFence,
-    UploadLease,
+    MockAssetRepo, MockBlobStore, MockIdempotencyKeys, MockJobRepo, MockMediaInspector,
+    MockProjectRepo, MockPurgeQueue, MockUploadLocks, MockUploadRepo, MockUploadSink, Purge,
+    SignedDownload, UploadFence, UploadLease,
 };
 
 /// The frozen "now" of every test (whole microseconds, so repositories' precision is a no-op).
@@ -187,6 +187,7 @@ struct Harness {
     uploads: MockUploadRepo,
     jobs: MockJobRepo,
     purges: MockPurgeQueue,
+    idempotency: MockIdempotencyKeys,
     locks: MockUploadLocks,
     sink: MockUploadSink,
     blobs: MockBlobStore,
@@ -218,6 +219,12 @@ impl Harness {
                 let mut purges = MockPurgeQueue::new();
                 purges.expect_pending_purges().returning(|_| Ok(Vec::new()));
                 purges
+            },
+            idempotency: {
+                // The reaper forgets expired idempotency keys; by default there are none.
+                let mut keys = MockIdempotencyKeys::new();
+                keys.expect_purge_expired_keys().returning(|_| Ok(0));
+                keys
             },
             locks: MockUploadLocks::new(),
             sink: MockUploadSink::new(),
@@ -253,6 +260,7 @@ impl Harness {
             uploads: Arc::new(self.uploads),
             jobs: Arc::new(self.jobs),
             purges: Arc::new(self.purges),
+            idempotency: Arc::new(self.idempotency),
             locks: Arc::new(self.locks),
             sink: Arc::new(self.sink),
             blobs: Arc::new(self.blobs),
