@@ -37,15 +37,18 @@ fn parse_id(raw: &str) -> Result<AssetId, ApiError> {
 /// there until the file is fully uploaded.
 #[utoipa::path(post, path = "/v1/assets", operation_id = "create_asset", tag = "assets", request_body = CreateAssetBody,
     security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, max_length = 255, description = "Makes a retry safe: the same key with the same body within 24 hours returns the first response (same asset, same Location, with Idempotent-Replayed: true); another body under the key is 422 idempotency_key_reused; while the first request runs, 409 idempotency_key_in_use. 1 to 255 printable ASCII characters, scoped to the account. A refused create does not keep the key.")),
     responses(
         (status = 201, body = AssetDto, headers(
             ("Location" = String, description = "Absolute TUS upload URL"),
-            ("Upload-Expires" = String, description = "RFC 9110 HTTP-date"))),
+            ("Upload-Expires" = String, description = "RFC 9110 HTTP-date"),
+            ("Idempotent-Replayed" = String, description = "`true` on a response replayed for an Idempotency-Key"))),
+        (status = 409, body = ErrorBody, description = "idempotency_key_in_use: a request with this Idempotency-Key is still running"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 402, body = ErrorBody, description = "Balance is zero or below (insufficient_credits)"),
         (status = 404, body = ErrorBody, description = "project_not_found"),
         (status = 413, body = ErrorBody, description = "upload_too_large"),
-        (status = 422, body = ErrorBody, description = "validation_error or upload_too_small")))]
+        (status = 422, body = ErrorBody, description = "validation_error, upload_too_small or idempotency_key_reused")))]
 pub async fn create(
     req: HttpRequest,
     state: web::Data<HttpState>,

@@ -31,7 +31,12 @@ fn parse_id(raw: &str) -> Result<ProjectId, ApiError> {
 /// Create a project.
 #[utoipa::path(post, path = "/v1/projects", operation_id = "create_project", tag = "projects", request_body = CreateProjectBody,
     security(("bearer" = [])),
-    responses((status = 201, body = ProjectDto), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    params(("Idempotency-Key" = Option<String>, Header, max_length = 255, description = "Makes a retry safe: the same key with the same body within 24 hours returns the first response (Idempotent-Replayed: true); another body under the key is 422 idempotency_key_reused; while the first request runs, 409 idempotency_key_in_use. 1 to 255 printable ASCII characters, scoped to the account.")),
+    responses(
+        (status = 201, body = ProjectDto, headers(("Idempotent-Replayed" = String, description = "`true` on a response replayed for an Idempotency-Key"))),
+        (status = 401, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "idempotency_key_in_use"),
+        (status = 422, body = ErrorBody, description = "validation_error or idempotency_key_reused")))]
 pub async fn create(
     req: HttpRequest,
     state: web::Data<HttpState>,
