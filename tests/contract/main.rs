@@ -16,6 +16,7 @@ mod downloads;
 mod idempotency;
 mod interop;
 mod media_formats;
+mod metrics;
 mod operations;
 mod processing;
 mod projects;

@@ -213,6 +213,8 @@ pub struct TestApp {
     pub bucket: Option<TestBucket>,
     /// The server's database, when it runs on PostgreSQL.
     pub database_url: Option<String>,
+    /// `http://<metrics address>/metrics`, when `ROUGHY_METRICS_BIND` was set.
+    pub metrics_url: Option<String>,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -276,6 +278,7 @@ impl TestApp {
         .await
         .expect("application builds");
         let base = format!("http://{}", app.addr());
+        let metrics_url = app.metrics_addr().map(|a| format!("http://{a}/metrics"));
         let handle = app.server_handle();
         tokio::spawn(app.run());
         let client = Client::builder()
@@ -289,6 +292,7 @@ impl TestApp {
             data_dir,
             bucket,
             database_url,
+            metrics_url,
             handle,
         }
     }

@@ -127,6 +127,7 @@ async fn a_top_up_activates_pending_assets_oldest_first_skipping_what_it_cannot_
         vec![first_one.id.clone(), third.id.clone()]
     );
     assert_eq!(outcome.entry.balance_after, 6);
+    assert_eq!(outcome.charged, 4 + 2, "the two activations' charges");
     assert_eq!(w.get(&first_one).await.state, AssetState::Ready);
     assert_eq!(w.get(&second).await.state, AssetState::PendingPayment);
     assert_eq!(w.get(&third).await.state, AssetState::Ready);
@@ -175,6 +176,7 @@ async fn a_top_up_activates_pending_assets_oldest_first_skipping_what_it_cannot_
     // The next top-up covers the one that was skipped, and only it.
     let outcome = w.repo.top_up(&account, 5, at(200)).await.unwrap();
     assert_eq!(outcome.activated, vec![second.id.clone()]);
+    assert_eq!(outcome.charged, 5);
     assert_eq!(w.get(&second).await.state, AssetState::Ready);
     assert_eq!(w.repo.balance(&account).await.unwrap(), 0);
     w.assert_balance_matches_ledger(&account).await;

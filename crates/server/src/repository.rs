@@ -7,8 +7,8 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 
 use roughy_app::ports::{
-    AccountRepo, AssetRepo, HealthCheck, IdempotencyKeys, JobRepo, ProjectRepo, PurgeQueue,
-    UploadLocks, UploadRepo,
+    AccountRepo, AssetRepo, BacklogProbe, HealthCheck, IdempotencyKeys, JobRepo, ProjectRepo,
+    PurgeQueue, UploadLocks, UploadRepo,
 };
 use roughy_embedded_postgres::{EmbeddedError, EmbeddedPostgres};
 use roughy_memory::MemoryRepository;
@@ -28,6 +28,8 @@ pub struct Repository {
     pub purges: Arc<dyn PurgeQueue>,
     pub idempotency: Arc<dyn IdempotencyKeys>,
     pub locks: Arc<dyn UploadLocks>,
+    /// What a metrics scrape asks of it.
+    pub backlog: Arc<dyn BacklogProbe>,
     /// What `/readyz` asks of it.
     pub health: Arc<dyn HealthCheck>,
     /// The embedded cluster this process started, stopped on shutdown.
@@ -63,6 +65,7 @@ impl Repository {
                     uploads: repo.clone(),
                     jobs: repo.clone(),
                     idempotency: repo.clone(),
+                    backlog: repo.clone(),
                     locks: Arc::new(repo.locks()),
                     purges: repo,
                     health: Arc::new(AlwaysHealthy),
@@ -108,6 +111,7 @@ impl Repository {
                     jobs: repo.clone(),
                     purges: repo.clone(),
                     idempotency: repo.clone(),
+                    backlog: repo.clone(),
                     locks: Arc::new(PgUploadLocks::new(&repo)),
                     health: repo,
                     embedded,

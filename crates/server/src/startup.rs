@@ -3,17 +3,20 @@
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use roughy_app::ports::{BlobStore, DownloadLinks, HealthCheck, UploadSink};
+use roughy_app::ports::{
+    BacklogProbe, BlobStore, DownloadLinks, HealthCheck, Metrics, NoMetrics, UploadSink,
+};
 use roughy_app::{Clock, Ingest, IngestPorts, NotifyJobSignal, SystemClock};
 use roughy_blobstore::{HmacDownloadLinks, LocalBlobStore, ObjectBlobStore};
 use roughy_embedded_postgres::EmbeddedPostgres;
 use roughy_http::HttpState;
+use roughy_metrics::PrometheusMetrics;
 
 use crate::config::{BlobLocation, Config};
 use crate::repository::Repository;
@@ -44,6 +47,8 @@ pub struct Application {
     stop_workers: watch::Sender<bool>,
     ingest: Ingest,
     embedded: Option<EmbeddedPostgres>,
+    /// The metrics endpoint, when `ROUGHY_METRICS_BIND` is set.
+    metrics: Option<(SocketAddr, actix_web::dev::ServerHandle)>,
 }
 
 impl std::fmt::Debug for Application {
@@ -116,6 +121,13 @@ impl Application {
         let repository = Repository::open(&config.database, &config.data_dir).await?;
         let signal = Arc::new(NotifyJobSignal::new());
         let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        // Counted only when they are exported.
+        let prometheus = Arc::new(PrometheusMetrics::new());
+        let metrics: Arc<dyn Metrics> = if config.http.metrics_bind.is_some() {
+            prometheus.clone()
+        } else {
+            Arc::new(NoMetrics)
+        };
         let ports = IngestPorts {
             accounts: repository.accounts.clone(),
             projects: repository.projects.clone(),
@@ -131,6 +143,7 @@ impl Application {
             links,
             job_signal: signal.clone(),
             clock,
+            metrics,
         };
         let ingest = Ingest::new(ports, config.uploads.rules.clone());
 
@@ -152,8 +165,17 @@ impl Application {
             .context("failed to read the bound address")?;
         let settings = state.settings.clone();
         let role = config.role;
+        let observed = prometheus.clone();
+        let observing = config.http.metrics_bind.is_some();
         let mut server = HttpServer::new(move || {
+            let observed = observed.clone();
             let app = App::new()
+                .wrap(actix_web::middleware::Condition::new(
+                    observing,
+                    actix_web::middleware::from_fn(move |req, next| {
+                        roughy_metrics::observe(observed.clone(), req, next)
+                    }),
+                ))
                 .wrap(actix_web::middleware::from_fn(roughy_http::json_utf8))
                 .wrap(roughy_http::cors(&settings))
                 .wrap(
@@ -175,6 +197,10 @@ impl Application {
             server = server.workers(config.http.workers);
         }
         let server = server.run();
+        let metrics = match config.http.metrics_bind {
+            Some(bind) => Some(serve_metrics(bind, prometheus, repository.backlog.clone())?),
+            None => None,
+        };
 
         let (stop_workers, stop) = watch::channel(false);
         let workers = if config.role.runs_workers() {
@@ -197,12 +223,18 @@ impl Application {
             stop_workers,
             ingest,
             embedded: repository.embedded,
+            metrics,
         })
     }
 
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where `/metrics` is served, when `ROUGHY_METRICS_BIND` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(addr, _)| *addr)
     }
 
     /// The use cases (tests drive workers and the clock through it).
@@ -223,6 +255,9 @@ impl Application {
     pub async fn run(self) -> anyhow::Result<()> {
         let result = self.server.await.context("HTTP server failed");
         tracing::info!("HTTP server stopped; stopping workers");
+        if let Some((_, metrics)) = &self.metrics {
+            metrics.stop(true).await;
+        }
         let _ = self.stop_workers.send(true);
         for worker in self.workers {
             let _ = worker.await;
@@ -240,4 +275,42 @@ impl Application {
         tracing::info!("shut down");
         result
     }
+}
+
+/// Serves `/metrics` on its own address (one worker, no signal handling of its own: it stops
+/// with the application).
+fn serve_metrics(
+    bind: SocketAddr,
+    metrics: Arc<PrometheusMetrics>,
+    probe: Arc<dyn BacklogProbe>,
+) -> anyhow::Result<(SocketAddr, actix_web::dev::ServerHandle)> {
+    let listener = TcpListener::bind(bind)
+        .with_context(|| format!("failed to bind ROUGHY_METRICS_BIND {bind}"))?;
+    let addr = listener
+        .local_addr()
+        .context("failed to read the metrics address")?;
+    let server = HttpServer::new(move || {
+        let (metrics, probe) = (metrics.clone(), probe.clone());
+        App::new().route(
+            "/metrics",
+            web::get().to(move || {
+                let (metrics, probe) = (metrics.clone(), probe.clone());
+                async move {
+                    HttpResponse::Ok()
+                        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+                        .body(metrics.render(probe.as_ref()).await)
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)
+    .context("failed to listen on ROUGHY_METRICS_BIND")?
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    tracing::info!(%addr, "metrics served at /metrics");
+    Ok((addr, handle))
 }

@@ -13,6 +13,7 @@ mod idempotency;
 mod links;
 mod locks;
 mod media;
+mod metrics;
 mod repositories;
 
 pub use self::bytes::*;
@@ -22,4 +23,5 @@ pub use self::idempotency::*;
 pub use self::links::*;
 pub use self::locks::*;
 pub use self::media::*;
+pub use self::metrics::*;
 pub use self::repositories::*;

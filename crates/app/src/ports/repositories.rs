@@ -21,6 +21,8 @@ pub struct TopUpOutcome {
     pub entry: LedgerEntry,
     /// `pending_payment` assets made `ready` by this top-up.
     pub activated: Vec<AssetId>,
+    /// The credits charged for them, together.
+    pub charged: Credits,
 }
 
 /// Accounts, keys and the credit ledger.

@@ -120,6 +120,9 @@ impl Ingest {
         let at = roughy_domain::time_format::to_micros(self.ports.clock.now());
         let outcome = self.ports.accounts.top_up(account, credits, at).await?;
         if !outcome.activated.is_empty() {
+            self.ports
+                .metrics
+                .credits_charged(u64::try_from(outcome.charged).unwrap_or(0));
             tracing::info!(account = %account, activated = outcome.activated.len(), "top-up activated assets");
         }
         Ok(outcome)

@@ -8,7 +8,7 @@ use roughy_domain::{
 use super::Ingest;
 use crate::error::IngestError;
 use crate::pagination::{Page, PageRequest};
-use crate::ports::{AssetFilter, RepoError};
+use crate::ports::{AssetFilter, RepoError, UploadEvent};
 
 /// The create command, parsed from the request at the edge.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,7 +56,10 @@ impl Ingest {
         let upload = Upload::open(&asset, now, self.config.upload_ttl);
         let limit = self.config.max_pending_uploads;
         match self.ports.assets.create_asset(&asset, &upload, limit).await {
-            Ok(()) => Ok((asset, upload)),
+            Ok(()) => {
+                self.ports.metrics.upload(UploadEvent::Created, 1);
+                Ok((asset, upload))
+            }
             Err(RepoError::NotFound) => Err(IngestError::ProjectNotFound),
             Err(RepoError::TooManyPending) => Err(IngestError::TooManyPendingUploads { limit }),
             Err(e) => Err(e.into()),

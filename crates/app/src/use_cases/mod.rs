@@ -19,7 +19,7 @@ use crate::clock::Clock;
 use crate::error::IngestError;
 use crate::ports::{
     AccountRepo, AssetRepo, BlobStore, DownloadLinks, IdempotencyKeys, JobRepo, JobSignal,
-    MediaInspector, ProjectRepo, PurgeQueue, UploadLocks, UploadRepo, UploadSink,
+    MediaInspector, Metrics, ProjectRepo, PurgeQueue, UploadLocks, UploadRepo, UploadSink,
 };
 
 pub use crate::ports::AssetFilter;
@@ -98,6 +98,8 @@ pub struct IngestPorts {
     pub job_signal: Arc<dyn JobSignal>,
     /// The time.
     pub clock: Arc<dyn Clock>,
+    /// Where events are counted (`NoMetrics` when metrics are off).
+    pub metrics: Arc<dyn Metrics>,
 }
 
 impl std::fmt::Debug for IngestPorts {

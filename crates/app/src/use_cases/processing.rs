@@ -14,7 +14,7 @@ use roughy_domain::{AssetFailure, AssetState, MediaFormat};
 
 use super::Ingest;
 use crate::error::IngestError;
-use crate::ports::{BlobError, Job, JobOutcome, MediaInfo, ProbeError};
+use crate::ports::{BlobError, Job, JobOutcome, MediaInfo, ProbeError, ProcessingOutcome};
 
 /// The `error_code` of an asset whose processing kept failing for reasons not in its bytes.
 pub const PROCESSING_FAILED: &str = "processing_failed";
@@ -47,6 +47,12 @@ impl Ingest {
                 format!("job for unidentified asset {asset_id}").into(),
             ));
         };
+        let started = std::time::Instant::now();
+        let report = |format: MediaFormat, outcome: ProcessingOutcome| {
+            self.ports
+                .metrics
+                .processed(format, outcome, started.elapsed().as_secs_f64());
+        };
         let attempt = job.attempts.saturating_add(1);
         let outcome = if attempt > self.config.job_max_attempts {
             // Earlier claims ended without settling or giving the job back: their workers died
@@ -60,6 +66,7 @@ impl Ingest {
                 Either::Left((probed, _)) => probed,
                 Either::Right(((), _)) => {
                     tracing::warn!(asset = %asset_id, "processing job taken over or its asset deleted; stopped without settling");
+                    report(sniffed, ProcessingOutcome::Dropped);
                     return Ok(true);
                 }
             };
@@ -78,6 +85,7 @@ impl Ingest {
                     tracing::warn!(asset = %asset_id, attempt, retry_in_secs = delay.whole_seconds(), %reason, "probe could not run; job released for retry");
                     let retry_at = self.ports.clock.now() + delay;
                     self.ports.jobs.release_job(&job, retry_at).await?;
+                    report(sniffed, ProcessingOutcome::Retried);
                     return Ok(true);
                 }
             }
@@ -98,9 +106,29 @@ impl Ingest {
                 return Err(e.into());
             }
         };
+        let format = match &outcome {
+            JobOutcome::Measured {
+                format: Some(refined),
+                ..
+            } => *refined,
+            _ => sniffed,
+        };
         match settled {
             Some(state) => {
                 tracing::info!(asset = %asset_id, state = state.as_str(), "asset processed");
+                match (state, &outcome) {
+                    (AssetState::Ready, JobOutcome::Measured { duration, .. }) => {
+                        report(format, ProcessingOutcome::Ready);
+                        let charged = roughy_domain::billing::charge_for(*duration);
+                        self.ports
+                            .metrics
+                            .credits_charged(u64::try_from(charged).unwrap_or(0));
+                    }
+                    (AssetState::PendingPayment, _) => {
+                        report(format, ProcessingOutcome::PendingPayment)
+                    }
+                    _ => report(format, ProcessingOutcome::Failed),
+                }
                 if state == AssetState::Failed {
                     if let JobOutcome::Failed(f) = &outcome {
                         tracing::info!(asset = %asset_id, code = %f.code, message = %f.message, "asset failed");
@@ -108,6 +136,7 @@ impl Ingest {
                 }
             }
             None => {
+                report(format, ProcessingOutcome::Dropped);
                 tracing::info!(asset = %asset_id, "asset deleted or job taken over while processing; nothing settled")
             }
         }

@@ -4,7 +4,7 @@ use time::OffsetDateTime;
 
 use super::Ingest;
 use crate::error::IngestError;
-use crate::ports::GoneReason;
+use crate::ports::{GoneReason, UploadEvent};
 
 impl Ingest {
     /// Deletes pending uploads idle past `Upload-Expires` (asset row and bytes), leaving
@@ -89,6 +89,10 @@ impl Ingest {
             tracing::debug!(forgotten, "expired idempotency keys forgotten");
         }
         if reaped > 0 {
+            self.ports.metrics.upload(
+                UploadEvent::Reaped,
+                u64::try_from(reaped).unwrap_or(u64::MAX),
+            );
             tracing::info!(reaped, "expired uploads reaped");
         }
         Ok(reaped)

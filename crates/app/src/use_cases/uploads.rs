@@ -9,7 +9,9 @@ use roughy_domain::{AccountId, PatchStart, Upload, UploadId, UploadState};
 
 use super::Ingest;
 use crate::error::IngestError;
-use crate::ports::{AppendStop, BodyError, ByteStream, GoneReason, UploadLease, UploadLookup};
+use crate::ports::{
+    AppendStop, BodyError, ByteStream, GoneReason, UploadEvent, UploadLease, UploadLookup,
+};
 
 /// What HEAD and a successful PATCH report.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,11 +103,13 @@ impl Ingest {
         // Cheap refusals first, without taking the lock.
         self.live_upload(account, id).await?;
         let lease = self.ports.locks.acquire(id).await?;
+        self.ports.metrics.upload_lock_held(1);
         let result = self
             .append_locked(account, id, claimed_offset, chunk_len, body, lease.as_ref())
             .await;
         // Released before answering, so the client's next request finds the upload free.
         lease.release().await;
+        self.ports.metrics.upload_lock_held(-1);
         result
     }
 
@@ -149,6 +153,7 @@ impl Ingest {
                 {
                     self.purge(&purge).await;
                 }
+                self.ports.metrics.upload(UploadEvent::Rejected, 1);
                 tracing::info!(upload = %id, "first chunk is not supported media; upload rejected");
                 return Err(IngestError::UnsupportedMedia);
             };
@@ -186,6 +191,7 @@ impl Ingest {
                 .uploads
                 .record_progress(id, offset, &outcome.staging, expires_at, &fence)
                 .await?;
+            self.ports.metrics.bytes_received(offset - upload.offset);
         }
         match outcome.stop {
             Some(AppendStop::Storage(e)) => return Err(e.into()),
@@ -214,6 +220,10 @@ impl Ingest {
             .uploads
             .finalize_upload(id, &outcome.staging, now, &fence)
             .await?;
+        self.ports
+            .metrics
+            .bytes_received(offset.saturating_sub(upload.offset));
+        self.ports.metrics.upload(UploadEvent::Completed, 1);
         self.ports.job_signal.job_queued();
         tracing::info!(upload = %id, asset = %upload.asset_id, size = length, "upload finalised; processing queued");
         Ok(UploadView {
@@ -252,7 +262,10 @@ impl Ingest {
         lease.release().await;
         let purge = purge?;
         match purge {
-            Some(purge) => self.purge(&purge).await,
+            Some(purge) => {
+                self.ports.metrics.upload(UploadEvent::Terminated, 1);
+                self.purge(&purge).await;
+            }
             None => {
                 // Raced with finalisation or another DELETE: report what it is now.
                 if let UploadLookup::Live(u) = self.ports.uploads.find_upload(account, id).await? {

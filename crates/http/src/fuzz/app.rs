@@ -208,6 +208,7 @@ fn check_http<S: Strategy>(
             links: Arc::new(HmacDownloadLinks::new(vec![7; 32]).expect("a key")),
             job_signal: Arc::new(NotifyJobSignal::new()),
             clock: Arc::new(SystemClock),
+            metrics: Arc::new(roughy_app::ports::NoMetrics),
         },
         IngestConfig {
             // One account creates an asset per accepted case, far past any pending-upload

@@ -127,6 +127,7 @@ impl AccountRepo for MemoryRepository {
         let entry = LedgerEntry::top_up(account.clone(), credits, credited, at);
         row.post(entry.clone());
         let mut activated_ids = Vec::with_capacity(activated.len());
+        let charged = activated.iter().map(|(_, charge, _)| *charge).sum();
         for (n, (asset, charge, balance_after)) in activated.into_iter().enumerate() {
             row.post(LedgerEntry::charge(
                 account.clone(),
@@ -142,6 +143,7 @@ impl AccountRepo for MemoryRepository {
         Ok(TopUpOutcome {
             entry,
             activated: activated_ids,
+            charged,
         })
     }
 

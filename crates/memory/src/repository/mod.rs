@@ -6,6 +6,7 @@
 
 mod accounts;
 mod assets;
+mod backlog;
 mod idempotency;
 mod jobs;
 mod projects;

@@ -192,7 +192,11 @@ impl AccountRepo for PgRepository {
                     .set(accounts::balance.eq(balance_after))
                     .execute(conn)
                     .await?;
-                Ok(TopUpOutcome { entry, activated })
+                Ok(TopUpOutcome {
+                    entry,
+                    activated,
+                    charged: credited - balance_after,
+                })
             })
             .await?;
         Ok(outcome)

@@ -13,6 +13,7 @@
 
 mod accounts;
 mod assets;
+mod backlog;
 mod idempotency;
 mod jobs;
 mod projects;

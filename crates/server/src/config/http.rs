@@ -22,6 +22,9 @@ pub struct HttpConfig {
     pub bind: SocketAddr,
     /// `ROUGHY_HTTP_WORKERS` (0: number of cores; at most 1024).
     pub workers: usize,
+    /// `ROUGHY_METRICS_BIND`: where Prometheus scrapes `/metrics` (unset: no metrics, so
+    /// they are never public by accident).
+    pub metrics_bind: Option<SocketAddr>,
     /// The adapter's settings: `ROUGHY_PUBLIC_URL` (unset: derived from each request),
     /// `ROUGHY_TRUST_PROXY` (0), `ROUGHY_ADMIN_TOKEN` (unset: `/admin` is 404; trimmed, at
     /// least 16 bytes of printable ASCII, the presented token trimmed too),
@@ -47,8 +50,16 @@ impl HttpConfig {
         let admin_token = env
             .secret("ROUGHY_ADMIN_TOKEN", MIN_ADMIN_TOKEN_LEN, true)?
             .and_then(|t| AdminToken::new(t.expose_secret().to_owned()));
+        let metrics_bind = match env.var("ROUGHY_METRICS_BIND") {
+            Some(_) => Some(env.parse("ROUGHY_METRICS_BIND", "", |v| {
+                v.parse()
+                    .map_err(|e| format!("{e} (expected host:port, e.g. 127.0.0.1:9090)"))
+            })?),
+            None => None,
+        };
         Ok(Self {
             bind,
+            metrics_bind,
             workers: env.usize("ROUGHY_HTTP_WORKERS", 0, 0, 1024)?,
             settings: HttpSettings {
                 public_url,

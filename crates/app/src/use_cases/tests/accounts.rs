@@ -41,6 +41,7 @@ async fn top_up_accepts_both_bounds_and_credits_exactly_that_amount() {
         let expected = TopUpOutcome {
             entry,
             activated: Vec::new(),
+            charged: 0,
         };
         let (a, outcome) = (account.clone(), expected.clone());
         h.accounts

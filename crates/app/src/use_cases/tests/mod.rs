@@ -268,6 +268,7 @@ impl Harness {
             links: Arc::new(self.links),
             job_signal: Arc::new(RecordingSignal(self.journal)),
             clock: Arc::new(FixedClock(NOW)),
+            metrics: Arc::new(crate::ports::NoMetrics),
         };
         Ingest::new(ports, config())
     }
