@@ -28,6 +28,8 @@ mod locks;
 mod accounts;
 #[path = "../../../app/conformance/assets.rs"]
 mod assets;
+#[path = "../../../app/conformance/backlog.rs"]
+mod backlog;
 #[path = "../../../app/conformance/idempotency.rs"]
 mod idempotency;
 #[path = "../../../app/conformance/jobs.rs"]
