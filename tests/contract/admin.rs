@@ -280,14 +280,7 @@ async fn top_up_is_201_and_returns_the_ledger_entry() {
     assert_eq!(second["balance_after"], 30);
     assert_eq!(app.balance(&t).await, 30);
     // It is the very entry the account's ledger shows.
-    let ledger: Value = app
-        .req(Method::GET, "/v1/credits/ledger", &t.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ledger = app.get_json(&t, "/v1/credits/ledger").await;
     let listed = ledger["data"].as_array().unwrap();
     assert_eq!(listed.len(), 2);
     assert!(listed.contains(&entry), "{entry} not in {ledger}");

@@ -101,14 +101,7 @@ async fn create_asset_for_another_accounts_project_is_404_project_not_found() {
     );
     // Nothing was created for either account.
     for t in [&owner, &other] {
-        let list: Value = app
-            .req(Method::GET, "/v1/assets", &t.key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = app.get_json(t, "/v1/assets").await;
         assert_eq!(list["data"], json!([]), "{list}");
     }
 }

@@ -18,12 +18,7 @@ async fn keyed(app: &TestApp, t: &Tenant, path: &str, key: &str, body: &str) -> 
 }
 
 async fn asset_count(app: &TestApp, t: &Tenant) -> usize {
-    let r = app
-        .req(Method::GET, "/v1/assets?limit=100", &t.key)
-        .send()
-        .await
-        .unwrap();
-    let list: Value = r.json().await.unwrap();
+    let list = app.get_json(t, "/v1/assets?limit=100").await;
     list["data"].as_array().unwrap().len()
 }
 
@@ -77,14 +72,7 @@ async fn a_retried_create_project_gets_the_first_project_back() {
     let empty: Value = empty.json().await.unwrap();
     let again = keyed(&app, &t, "/v1/projects", "p-2", "{}").await;
     assert_eq!(again.json::<Value>().await.unwrap(), empty);
-    let list: Value = app
-        .req(Method::GET, "/v1/projects", &t.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = app.get_json(&t, "/v1/projects").await;
     assert_eq!(list["data"].as_array().unwrap().len(), 2, "{list}");
 }
 

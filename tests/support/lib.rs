@@ -446,6 +446,17 @@ impl TestApp {
         }
     }
 
+    /// A `GET` of `path` with the caller's key, its JSON body (any status).
+    pub async fn get_json(&self, t: &Tenant, path: &str) -> Value {
+        self.req(Method::GET, path, &t.key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// `GET /v1/assets/{id}`.
     pub async fn get_asset(&self, t: &Tenant, id: &str) -> Value {
         let r = self

@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use roughy_domain::{AccountId, ClaimId, Fingerprint, IdempotencyKey, StoredResponse};
+use roughy_domain::idempotency::{judge, Verdict};
+use roughy_domain::{AccountId, ClaimId, Fingerprint, IdempotencyKey, KeyRecord, StoredResponse};
 
 use super::RepoError;
 
@@ -22,6 +23,24 @@ pub enum Claim {
     InFlight,
     /// The key was used for another request.
     Reused,
+}
+
+impl Claim {
+    /// What a claim of `fingerprint` answers for a key recorded as `record` at `now`
+    /// (`roughy_domain::idempotency::judge`); `None` when the record no longer binds and the
+    /// claim takes the key over.
+    pub fn judged(
+        record: &KeyRecord,
+        fingerprint: &Fingerprint,
+        now: OffsetDateTime,
+    ) -> Option<Self> {
+        match judge(record, fingerprint, now) {
+            Verdict::TakeOver => None,
+            Verdict::Replay(response) => Some(Self::Replay(response)),
+            Verdict::InFlight => Some(Self::InFlight),
+            Verdict::Reused => Some(Self::Reused),
+        }
+    }
 }
 
 /// Idempotency keys, scoped to the account.

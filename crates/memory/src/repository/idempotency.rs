@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use roughy_app::ports::{Claim, IdempotencyKeys, RepoError};
-use roughy_domain::idempotency::{judge, Verdict, IN_FLIGHT_LEASE, KEY_TTL};
+use roughy_domain::idempotency::{IN_FLIGHT_LEASE, KEY_TTL};
 use roughy_domain::{AccountId, ClaimId, Fingerprint, IdempotencyKey, KeyRecord, StoredResponse};
 
 use super::{IdempotencyRow, MemoryRepository};
@@ -20,13 +20,12 @@ impl IdempotencyKeys for MemoryRepository {
     ) -> Result<Claim, RepoError> {
         let mut state = self.state()?;
         let id = (account.clone(), key.clone());
-        if let Some(row) = state.idempotency.get(&id) {
-            match judge(&row.record, fingerprint, now) {
-                Verdict::TakeOver => {}
-                Verdict::Replay(response) => return Ok(Claim::Replay(response)),
-                Verdict::InFlight => return Ok(Claim::InFlight),
-                Verdict::Reused => return Ok(Claim::Reused),
-            }
+        if let Some(answer) = state
+            .idempotency
+            .get(&id)
+            .and_then(|row| Claim::judged(&row.record, fingerprint, now))
+        {
+            return Ok(answer);
         }
         let claim = ClaimId::generate();
         state.idempotency.insert(

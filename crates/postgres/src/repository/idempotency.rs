@@ -11,7 +11,7 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use time::OffsetDateTime;
 
 use roughy_app::ports::{Claim, IdempotencyKeys, RepoError};
-use roughy_domain::idempotency::{judge, Verdict, IN_FLIGHT_LEASE, KEY_TTL};
+use roughy_domain::idempotency::{IN_FLIGHT_LEASE, KEY_TTL};
 use roughy_domain::{AccountId, ClaimId, Fingerprint, IdempotencyKey, KeyRecord, StoredResponse};
 
 use super::PgRepository;
@@ -95,11 +95,8 @@ impl IdempotencyKeys for PgRepository {
                         .optional()?;
                     match found.map(record).transpose()? {
                         Some(existing) => {
-                            match judge(&existing, fingerprint, now) {
-                                Verdict::TakeOver => {}
-                                Verdict::Replay(response) => return Ok(Claim::Replay(response)),
-                                Verdict::InFlight => return Ok(Claim::InFlight),
-                                Verdict::Reused => return Ok(Claim::Reused),
+                            if let Some(answer) = Claim::judged(&existing, fingerprint, now) {
+                                return Ok(answer);
                             }
                             diesel::update(this)
                                 .set((
