@@ -344,3 +344,14 @@ async fn unknown_account_is_404() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_account_name_with_nul_is_422_validation_error() {
+    let app = TestApp::spawn().await;
+    let r = create_account(&app, json!({"name": "Ac\u{0}me"})).await;
+    let (status, code) = error_code(r).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "validation_error")
+    );
+}

@@ -9,7 +9,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use roughy_tests::media::wav;
-use roughy_tests::{error_code, Tenant, TestApp};
+use roughy_tests::{error_code, header_str, Tenant, TestApp};
 
 /// Status and parsed JSON body (`Null` when the body is not JSON).
 async fn status_json(r: Response) -> (StatusCode, Value) {
@@ -1016,15 +1016,40 @@ async fn wrong_method_on_a_known_route_is_405_method_not_allowed() {
     let project = app.project(&t).await;
     let (asset, _) = app.asset(&t, &project, 1000).await;
     let asset_id = asset["id"].as_str().unwrap();
-    for (method, path) in [
-        (Method::PUT, format!("/v1/assets/{asset_id}")),
-        (Method::PATCH, format!("/v1/assets/{asset_id}")),
-        (Method::PUT, "/v1/assets".to_owned()),
-        (Method::DELETE, "/v1/assets".to_owned()),
-        (Method::PUT, format!("/v1/projects/{project}")),
-        (Method::PATCH, format!("/v1/projects/{project}")),
-        (Method::POST, "/v1/credits".to_owned()),
-        (Method::DELETE, "/v1/credits/ledger".to_owned()),
+    for (method, path, allow) in [
+        (
+            Method::PUT,
+            format!("/v1/assets/{asset_id}"),
+            "GET, DELETE, OPTIONS",
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/assets/{asset_id}"),
+            "GET, DELETE, OPTIONS",
+        ),
+        (Method::PUT, "/v1/assets".to_owned(), "GET, POST, OPTIONS"),
+        (
+            Method::DELETE,
+            "/v1/assets".to_owned(),
+            "GET, POST, OPTIONS",
+        ),
+        (
+            Method::PUT,
+            format!("/v1/projects/{project}"),
+            "GET, DELETE, OPTIONS",
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/projects/{project}"),
+            "GET, DELETE, OPTIONS",
+        ),
+        (Method::POST, "/v1/credits".to_owned(), "GET, OPTIONS"),
+        (
+            Method::DELETE,
+            "/v1/credits/ledger".to_owned(),
+            "GET, OPTIONS",
+        ),
+        (Method::GET, "/v1/uploads".to_owned(), "OPTIONS"),
     ] {
         let r = app
             .req(method.clone(), &path, &t.key)
@@ -1032,6 +1057,8 @@ async fn wrong_method_on_a_known_route_is_405_method_not_allowed() {
             .send()
             .await
             .unwrap();
+        // RFC 9110 §15.5.6: a 405 names the methods the resource serves.
+        assert_eq!(header_str(&r, "allow"), allow, "{method} {path}");
         assert_eq!(
             error_code(r).await,
             (

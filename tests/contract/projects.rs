@@ -93,8 +93,14 @@ async fn project_name_is_1_to_200_characters() {
         let p: Value = r.json().await.unwrap();
         assert_eq!(p["name"], name.as_str());
     }
-    // Refused: 0 and 201 characters.
-    for name in [String::new(), "x".repeat(201), "é".repeat(201)] {
+    // Refused: 0 and 201 characters, and U+0000, which PostgreSQL text cannot hold (a 422,
+    // never a 500 from the store).
+    for name in [
+        String::new(),
+        "x".repeat(201),
+        "é".repeat(201),
+        "a\u{0}b".to_owned(),
+    ] {
         let r = create(&app, &t, json!({ "name": name })).await;
         let status = r.status();
         let body: Value = r.json().await.unwrap_or(Value::Null);

@@ -22,8 +22,9 @@ pub enum ValueError {
     /// Not a two-letter ISO 639-1 code.
     #[error("language must be a 2-letter ISO 639-1 code")]
     Language,
-    /// Project name empty or longer than 200 characters.
-    #[error("name must be 1 to 200 characters")]
+    /// Project name empty, longer than 200 characters, or holding U+0000 (which PostgreSQL
+    /// text cannot store).
+    #[error("name must be 1 to 200 characters, without U+0000")]
     ProjectName,
 }
 
@@ -91,10 +92,10 @@ impl ProjectName {
     /// Parses a name.
     ///
     /// # Errors
-    /// `ValueError::ProjectName` when empty or longer than 200 characters.
+    /// `ValueError::ProjectName` when empty, longer than 200 characters, or holding U+0000.
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
         let chars = raw.chars().count();
-        if (1..=Self::MAX_CHARS).contains(&chars) {
+        if (1..=Self::MAX_CHARS).contains(&chars) && !raw.contains('\0') {
             Ok(Self(raw.to_owned()))
         } else {
             Err(ValueError::ProjectName)

@@ -36,6 +36,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// The `Allow` header of a 405 (RFC 9110 §15.5.6).
+    allow: Option<&'static str>,
 }
 
 impl ApiError {
@@ -44,6 +46,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            allow: None,
         }
     }
 
@@ -52,13 +55,16 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
     }
 
-    /// Wrong method on a known route.
-    pub fn method_not_allowed() -> Self {
-        Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "method not allowed on this route",
-        )
+    /// Wrong method on a known route; `allow` lists the route's methods (the `Allow` header).
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("method not allowed on this route; allowed: {allow}"),
+            )
+        }
     }
 
     /// Missing or bad credentials.
@@ -226,6 +232,9 @@ impl ResponseError for ApiError {
                 response.insert_header(("Tus-Version", TUS_VERSION));
             }
             _ => {}
+        }
+        if let Some(allow) = self.allow {
+            response.insert_header((header::ALLOW, allow));
         }
         response.json(ErrorBody {
             error: ErrorDetail {

@@ -21,9 +21,16 @@ impl Ingest {
     /// Creates an account with a zero balance.
     ///
     /// # Errors
-    /// `IngestError::Unavailable` when the repository does not answer (retryable), `Internal`
+    /// `IngestError::Validation` for a name holding U+0000; `IngestError::Unavailable` when the repository does not answer (retryable), `Internal`
     /// otherwise.
     pub async fn create_account(&self, name: Option<String>) -> Result<Account, IngestError> {
+        if name.as_deref().is_some_and(|n| n.contains('\0')) {
+            // PostgreSQL text cannot hold it: refused as input, never a 500 from the store.
+            return Err(IngestError::Validation {
+                field: "name",
+                message: "must not contain U+0000".to_owned(),
+            });
+        }
         let account = Account {
             id: AccountId::generate(),
             name,

@@ -12,10 +12,19 @@ use crate::extract::{bearer, JsonBody};
 use crate::HttpState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/admin/v1/accounts").route(web::post().to(create_account)))
-        .service(resource("/admin/v1/accounts/{id}/api-keys").route(web::post().to(mint_key)))
-        .service(resource("/admin/v1/api-keys/{id}").route(web::delete().to(revoke_key)))
-        .service(resource("/admin/v1/accounts/{id}/top-ups").route(web::post().to(top_up)));
+    cfg.service(
+        resource("/admin/v1/accounts", "POST, OPTIONS").route(web::post().to(create_account)),
+    )
+    .service(
+        resource("/admin/v1/accounts/{id}/api-keys", "POST, OPTIONS")
+            .route(web::post().to(mint_key)),
+    )
+    .service(
+        resource("/admin/v1/api-keys/{id}", "DELETE, OPTIONS").route(web::delete().to(revoke_key)),
+    )
+    .service(
+        resource("/admin/v1/accounts/{id}/top-ups", "POST, OPTIONS").route(web::post().to(top_up)),
+    );
 }
 
 fn require_admin(req: &HttpRequest, state: &HttpState) -> Result<(), ApiError> {

@@ -16,12 +16,12 @@ use crate::HttpState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        resource("/v1/assets")
+        resource("/v1/assets", "GET, POST, OPTIONS")
             .route(web::post().to(create))
             .route(web::get().to(list)),
     )
     .service(
-        resource("/v1/assets/{id}")
+        resource("/v1/assets/{id}", "GET, DELETE, OPTIONS")
             .route(web::get().to(get))
             .route(web::delete().to(delete)),
     );

@@ -9,8 +9,8 @@ use crate::extract::{Caller, ListQuery};
 use crate::HttpState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/v1/credits").route(web::get().to(balance)))
-        .service(resource("/v1/credits/ledger").route(web::get().to(ledger)));
+    cfg.service(resource("/v1/credits", "GET, OPTIONS").route(web::get().to(balance)))
+        .service(resource("/v1/credits/ledger", "GET, OPTIONS").route(web::get().to(ledger)));
 }
 
 /// The credit balance.

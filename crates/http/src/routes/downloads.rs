@@ -14,7 +14,7 @@ use crate::extract::state;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        resource("/v1/downloads/{asset_id}")
+        resource("/v1/downloads/{asset_id}", "GET, HEAD, OPTIONS")
             .route(web::get().to(download))
             .route(web::head().to(download)),
     );

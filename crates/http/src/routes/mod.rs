@@ -13,10 +13,17 @@ use actix_web::{web, HttpResponse, Resource};
 
 use crate::error::ApiError;
 
-/// A resource whose unmatched methods answer 405 `method_not_allowed` and whose `OPTIONS`
-/// answers 204 without auth (CORS preflights are answered earlier by the CORS layer).
-pub fn resource(path: &str) -> Resource {
+/// A resource whose unmatched methods answer 405 `method_not_allowed` with `Allow: allow`
+/// (the methods its routes serve, `OPTIONS` included) and whose `OPTIONS` answers 204 without
+/// auth (CORS preflights are answered earlier by the CORS layer).
+pub fn resource(path: &str, allow: &'static str) -> Resource {
     web::resource(path)
-        .route(web::method(Method::OPTIONS).to(|| async { HttpResponse::NoContent().finish() }))
-        .default_service(web::to(|| async { ApiError::method_not_allowed() }))
+        .route(web::method(Method::OPTIONS).to(move || async move {
+            HttpResponse::NoContent()
+                .insert_header((actix_web::http::header::ALLOW, allow))
+                .finish()
+        }))
+        .default_service(web::to(move || async move {
+            ApiError::method_not_allowed(allow)
+        }))
 }

@@ -10,9 +10,9 @@ use crate::error::ApiError;
 use crate::extract::state;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/healthz").route(web::get().to(healthz)))
-        .service(resource("/readyz").route(web::get().to(readyz)))
-        .service(resource("/openapi.json").route(web::get().to(openapi)));
+    cfg.service(resource("/healthz", "GET, OPTIONS").route(web::get().to(healthz)))
+        .service(resource("/readyz", "GET, OPTIONS").route(web::get().to(readyz)))
+        .service(resource("/openapi.json", "GET, OPTIONS").route(web::get().to(openapi)));
 }
 
 /// 200 while the process runs.

@@ -13,12 +13,12 @@ use crate::HttpState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        resource("/v1/projects")
+        resource("/v1/projects", "GET, POST, OPTIONS")
             .route(web::post().to(create))
             .route(web::get().to(list)),
     )
     .service(
-        resource("/v1/projects/{id}")
+        resource("/v1/projects/{id}", "GET, DELETE, OPTIONS")
             .route(web::get().to(get))
             .route(web::delete().to(delete)),
     );

@@ -16,6 +16,11 @@ use roughy_domain::{SizeBytes, UploadId};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{authenticate, state};
 
+/// The methods of `/v1/uploads` (creation is `POST /v1/assets`).
+const ALLOW_COLLECTION: &str = "OPTIONS";
+/// The methods of an upload URL (`POST` only with `X-HTTP-Method-Override`).
+const ALLOW_UPLOAD: &str = "HEAD, PATCH, DELETE, POST, OPTIONS";
+
 /// The content type of a PATCH body.
 const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
 
@@ -26,7 +31,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("")
                     .route(web::method(Method::OPTIONS).to(options))
-                    .default_service(web::to(|| async { ApiError::method_not_allowed() })),
+                    .default_service(web::to(|| async {
+                        ApiError::method_not_allowed(ALLOW_COLLECTION)
+                    })),
             )
             .service(
                 web::resource("/{id}")
@@ -35,7 +42,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::patch().to(patch))
                     .route(web::delete().to(delete))
                     .route(web::post().to(post_override))
-                    .default_service(web::to(|| async { ApiError::method_not_allowed() })),
+                    .default_service(web::to(|| async {
+                        ApiError::method_not_allowed(ALLOW_UPLOAD)
+                    })),
             ),
     );
 }
@@ -193,7 +202,7 @@ pub async fn post_override(
         Some(Method::PATCH) => patch(req, id, payload).await,
         Some(Method::DELETE) => delete(req, id).await,
         Some(Method::HEAD) => head(req, id).await,
-        _ => Err(ApiError::method_not_allowed()),
+        _ => Err(ApiError::method_not_allowed(ALLOW_UPLOAD)),
     }
 }
 
