@@ -35,6 +35,7 @@ pub struct ProjectDto {
     /// `prj_…`.
     pub id: String,
     /// Its name.
+    #[schema(required = true)]
     pub name: Option<String>,
     /// RFC 3339.
     pub created_at: String,
@@ -56,6 +57,7 @@ pub struct ProjectList {
     /// Newest first.
     pub data: Vec<ProjectDto>,
     /// Null exactly when no further item exists.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -142,27 +144,39 @@ pub struct AssetDto {
     pub project_id: String,
     /// From the bytes, once the first chunk arrived.
     #[serde(rename = "type")]
+    #[schema(required = true)]
     pub media_type: Option<AssetTypeDto>,
     /// Lifecycle state.
     pub state: AssetStateDto,
     /// File extension without the dot, from the bytes.
+    #[schema(required = true)]
     pub extension: Option<String>,
     /// Stored size; null while `pending_upload`.
+    #[schema(required = true)]
     pub size_bytes: Option<u64>,
     /// MIME type, from the bytes.
+    #[schema(required = true)]
     pub content_type: Option<String>,
     /// Seconds with exactly 3 fraction digits (`"250.480"`); set in `ready` and `pending_payment`.
-    #[schema(pattern = r"^(?!^[-+.]*$)[+-]?0*\d*\.?\d*$", example = "250.480")]
+    #[schema(
+        required = true,
+        pattern = r"^(?!^[-+.]*$)[+-]?0*\d*\.?\d*$",
+        example = "250.480"
+    )]
     pub duration_seconds: Option<String>,
     /// ISO 639-1, immutable.
+    #[schema(required = true)]
     pub language: Option<String>,
     /// RFC 3339.
     pub created_at: String,
     /// Set only when `failed`.
+    #[schema(required = true)]
     pub error_code: Option<String>,
     /// Set only when `failed`.
+    #[schema(required = true)]
     pub error_message: Option<String>,
     /// Absolute TUS URL while `pending_upload`; null after.
+    #[schema(required = true)]
     pub upload_url: Option<String>,
 }
 
@@ -203,6 +217,7 @@ pub struct AssetDetailDto {
     #[serde(flatten)]
     pub asset: AssetDto,
     /// Short-lived signed URL; only when `ready`.
+    #[schema(required = true)]
     pub download_url: Option<String>,
     /// True exactly when `ready`.
     pub cuttable: bool,
@@ -214,6 +229,7 @@ pub struct AssetList {
     /// Newest first.
     pub data: Vec<AssetDto>,
     /// Null exactly when no further item exists.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -256,6 +272,7 @@ pub struct LedgerEntryDto {
     /// The balance right after.
     pub balance_after: i64,
     /// The charged asset.
+    #[schema(required = true)]
     pub asset_id: Option<String>,
     /// RFC 3339.
     pub created_at: String,
@@ -289,6 +306,7 @@ pub struct LedgerList {
     /// Newest first.
     pub data: Vec<LedgerEntryDto>,
     /// Null exactly when no further item exists.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -315,6 +333,7 @@ pub struct AccountDto {
     /// `acc_…`.
     pub id: String,
     /// Display name.
+    #[schema(required = true)]
     pub name: Option<String>,
     /// Credits.
     pub balance: i64,

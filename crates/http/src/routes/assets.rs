@@ -8,7 +8,7 @@ use roughy_domain::time_format::http_date;
 use roughy_domain::{AssetId, AssetState, ProjectId};
 
 use super::resource;
-use crate::dto::{upload_url, AssetDetailDto, AssetDto, AssetList, CreateAssetBody};
+use crate::dto::{upload_url, AssetDetailDto, AssetDto, AssetList, AssetStateDto, CreateAssetBody};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{base_url, Caller, JsonBody, ListQuery};
 use crate::idempotency::once_per_key;
@@ -91,8 +91,8 @@ pub async fn get(
 #[utoipa::path(get, path = "/v1/assets", operation_id = "list_assets", tag = "assets", security(("bearer" = [])),
     params(
         ("project_id" = Option<String>, Query, description = "Only this project's assets"),
-        ("state" = Option<String>, Query, description = "pending_upload, processing, pending_payment, ready or failed"),
-        ("limit" = Option<u32>, Query, description = "1 to 100, default 50"),
+        ("state" = Option<AssetStateDto>, Query, description = "pending_upload, processing, pending_payment, ready or failed"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 50"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
     responses((status = 200, body = AssetList), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list(
