@@ -262,9 +262,6 @@ impl PrometheusMetrics {
     pub async fn render(&self, probe: &dyn BacklogProbe) -> String {
         match probe.backlog().await {
             Ok(backlog) => {
-                let set = |g: &Gauge, v: u64| {
-                    g.set(i64::try_from(v).unwrap_or(i64::MAX));
-                };
                 set(&self.active_uploads, backlog.active_uploads);
                 set(&self.queued_jobs, backlog.queued_jobs);
                 set(&self.pending_purges, backlog.pending_purges);
@@ -279,9 +276,6 @@ impl PrometheusMetrics {
             }
         }
         if let Some(pool) = probe.pool() {
-            let set = |g: &Gauge, v: u64| {
-                g.set(i64::try_from(v).unwrap_or(i64::MAX));
-            };
             set(&self.pool_max, pool.max_size);
             set(&self.pool_size, pool.size);
             set(&self.pool_in_use, pool.in_use);
@@ -293,6 +287,11 @@ impl PrometheusMetrics {
         }
         text
     }
+}
+
+/// Sets a gauge to a count (saturating at `i64::MAX`).
+fn set(gauge: &Gauge, count: u64) {
+    gauge.set(i64::try_from(count).unwrap_or(i64::MAX));
 }
 
 impl Metrics for PrometheusMetrics {
