@@ -72,6 +72,12 @@ typed_id!(/// A credit ledger entry.
     LedgerEntryId, "led_");
 typed_id!(/// A TUS upload session.
     UploadId, "upl_");
+typed_id!(/// A webhook endpoint.
+    WebhookId, "whk_");
+typed_id!(/// A webhook event: the same in every delivery of it.
+    EventId, "evt_");
+typed_id!(/// One event's delivery to one webhook endpoint.
+    DeliveryId, "dlv_");
 
 #[cfg(test)]
 mod tests {

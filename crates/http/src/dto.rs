@@ -4,12 +4,12 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use roughy_app::ports::TopUpOutcome;
+use roughy_app::ports::{DeliveryRecord, TopUpOutcome};
 use roughy_app::{CreateAsset, IngestError, Page};
 use roughy_domain::time_format::rfc3339;
 use roughy_domain::{
-    Account, Asset, AssetState, Language, LedgerEntry, MediaType, Project, ProjectId, ProjectName,
-    SizeBytes,
+    Account, Asset, AssetState, DeliveryState, EventKind, Language, LedgerEntry, MediaType,
+    Project, ProjectId, ProjectName, SizeBytes, Webhook, WebhookEvent,
 };
 
 use crate::extract::encode_cursor;
@@ -370,4 +370,247 @@ pub struct ApiKeyDto {
 pub struct TopUpBody {
     /// 1 to 10^9.
     pub credits: i64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhooks
+// ---------------------------------------------------------------------------------------------
+
+/// An event a webhook can subscribe to.
+#[derive(Debug, Serialize, Deserialize, ToSchema, Clone, Copy)]
+pub enum EventKindDto {
+    /// Measured and paid for.
+    #[serde(rename = "asset.ready")]
+    AssetReady,
+    /// Measured; waiting for credits.
+    #[serde(rename = "asset.pending_payment")]
+    AssetPendingPayment,
+    /// Preparation failed for good.
+    #[serde(rename = "asset.failed")]
+    AssetFailed,
+    /// Deleted (itself, with its project, or its upload terminated).
+    #[serde(rename = "asset.deleted")]
+    AssetDeleted,
+    /// Its upload stayed idle past its expiry; the asset is gone.
+    #[serde(rename = "upload.expired")]
+    UploadExpired,
+    /// Its first chunk was not audio or video; the asset is gone.
+    #[serde(rename = "upload.rejected")]
+    UploadRejected,
+}
+
+/// `POST /v1/webhooks`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhookBody {
+    /// Where deliveries are POSTed: an absolute http or https URL without credentials, at most
+    /// 2048 bytes, that does not resolve to a private, loopback or link-local address.
+    #[schema(
+        max_length = 2048,
+        format = "uri",
+        example = "https://app.example.com/hooks/roughy"
+    )]
+    pub url: String,
+    /// One or more events to receive.
+    #[schema(value_type = Vec<EventKindDto>, min_items = 1)]
+    pub events: Vec<String>,
+}
+
+/// A webhook endpoint.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookDto {
+    /// `whk_…`.
+    pub id: String,
+    /// Where deliveries are POSTed.
+    pub url: String,
+    /// What it receives.
+    #[schema(value_type = Vec<EventKindDto>)]
+    pub events: Vec<&'static str>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+impl From<&Webhook> for WebhookDto {
+    fn from(w: &Webhook) -> Self {
+        Self {
+            id: w.id.to_string(),
+            url: w.url.as_str().to_owned(),
+            events: w.events.iter().map(|e| e.as_str()).collect(),
+            created_at: rfc3339(w.created_at),
+        }
+    }
+}
+
+/// A webhook endpoint just registered, with its signing secret (shown only here).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedWebhookDto {
+    /// The endpoint.
+    #[serde(flatten)]
+    pub webhook: WebhookDto,
+    /// `whsec_…`: the HMAC-SHA256 key of the `Roughy-Signature` header. Store it; it is not
+    /// shown again.
+    pub secret: String,
+}
+
+/// The caller's webhook endpoints, oldest first (at most 20).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookList {
+    /// Oldest first.
+    pub data: Vec<WebhookDto>,
+}
+
+/// Where a delivery is.
+#[derive(Debug, Serialize, ToSchema, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStateDto {
+    /// Waiting for its next attempt.
+    Pending,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// 24 hours of retries passed without a 2xx.
+    Failed,
+}
+
+impl From<DeliveryState> for DeliveryStateDto {
+    fn from(s: DeliveryState) -> Self {
+        match s {
+            DeliveryState::Pending => Self::Pending,
+            DeliveryState::Delivered => Self::Delivered,
+            DeliveryState::Failed => Self::Failed,
+        }
+    }
+}
+
+/// One attempt of a delivery.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptDto {
+    /// RFC 3339: when it started.
+    pub at: String,
+    /// The receiver's status code; null when it did not answer.
+    #[schema(required = true)]
+    pub status: Option<u16>,
+    /// Why it did not answer (refused, timed out, …); null when it answered.
+    #[schema(required = true)]
+    pub error: Option<String>,
+    /// How long it took.
+    pub duration_ms: u64,
+}
+
+/// An event's delivery to one endpoint.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryDto {
+    /// `dlv_…`.
+    pub id: String,
+    /// `evt_…`: the event's id, the same in every attempt (the body's `id`).
+    pub event_id: String,
+    /// The event.
+    pub event_type: EventKindDto,
+    /// The asset it is about.
+    pub asset_id: String,
+    /// RFC 3339: when the event happened.
+    pub created_at: String,
+    /// Where it is.
+    pub state: DeliveryStateDto,
+    /// RFC 3339: when the next attempt is due; null unless `pending`.
+    #[schema(required = true)]
+    pub next_attempt_at: Option<String>,
+    /// Every attempt, oldest first.
+    pub attempts: Vec<AttemptDto>,
+}
+
+fn event_kind_dto(kind: EventKind) -> EventKindDto {
+    match kind {
+        EventKind::AssetReady => EventKindDto::AssetReady,
+        EventKind::AssetPendingPayment => EventKindDto::AssetPendingPayment,
+        EventKind::AssetFailed => EventKindDto::AssetFailed,
+        EventKind::AssetDeleted => EventKindDto::AssetDeleted,
+        EventKind::UploadExpired => EventKindDto::UploadExpired,
+        EventKind::UploadRejected => EventKindDto::UploadRejected,
+    }
+}
+
+impl From<&DeliveryRecord> for DeliveryDto {
+    fn from(r: &DeliveryRecord) -> Self {
+        let d = &r.delivery;
+        Self {
+            id: d.id.to_string(),
+            event_id: d.event.id.to_string(),
+            event_type: event_kind_dto(d.event.kind),
+            asset_id: d.event.asset.id.to_string(),
+            created_at: rfc3339(d.event.created_at),
+            state: d.state.into(),
+            next_attempt_at: (d.state == DeliveryState::Pending)
+                .then(|| rfc3339(d.next_attempt_at)),
+            attempts: r
+                .attempts
+                .iter()
+                .map(|a| AttemptDto {
+                    at: rfc3339(a.at),
+                    status: a.status,
+                    error: a.error.clone(),
+                    duration_ms: a.duration_ms,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A page of deliveries.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryList {
+    /// Newest event first.
+    pub data: Vec<DeliveryDto>,
+    /// Null exactly when no further item exists.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+impl From<Page<DeliveryRecord>> for DeliveryList {
+    fn from(page: Page<DeliveryRecord>) -> Self {
+        Self {
+            next_cursor: page.next_cursor.as_ref().map(encode_cursor),
+            data: page.items.iter().map(DeliveryDto::from).collect(),
+        }
+    }
+}
+
+/// The asset in an event: as `GET /v1/assets/{id}` shows it, without `download_url`.
+/// `upload_url` is always null: no event is about an upload that can still be written.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventAssetDto {
+    /// The asset.
+    #[serde(flatten)]
+    pub asset: AssetDto,
+    /// True exactly when `ready`.
+    pub cuttable: bool,
+}
+
+/// The JSON body of every delivery: the same bytes in every attempt of one event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookEventDto {
+    /// `evt_…`: dedupe on it (a delivery may arrive more than once).
+    pub id: String,
+    /// The event.
+    #[serde(rename = "type")]
+    pub kind: EventKindDto,
+    /// RFC 3339: when the change happened.
+    pub created_at: String,
+    /// The asset right after the change (right before it, for a deletion).
+    pub asset: EventAssetDto,
+}
+
+impl From<&WebhookEvent> for WebhookEventDto {
+    fn from(e: &WebhookEvent) -> Self {
+        let mut asset = AssetDto::new(&e.asset, "");
+        asset.upload_url = None;
+        Self {
+            id: e.id.to_string(),
+            kind: event_kind_dto(e.kind),
+            created_at: rfc3339(e.created_at),
+            asset: EventAssetDto {
+                asset,
+                cuttable: e.asset.cuttable(),
+            },
+        }
+    }
 }

@@ -24,6 +24,19 @@ use roughy_domain::AdminToken;
 pub use error::{ApiError, ErrorBody};
 pub use openapi::openapi_json;
 
+/// The [`EventEncoder`](roughy_app::ports::EventEncoder) of webhook bodies: the event as
+/// `WebhookEventDto` JSON (the asset as `GET /v1/assets/{id}` shows it, without
+/// `download_url`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JsonEvents;
+
+impl roughy_app::ports::EventEncoder for JsonEvents {
+    fn encode(&self, event: &roughy_domain::WebhookEvent) -> Vec<u8> {
+        // Plain structs of strings and numbers: serialising them cannot fail.
+        serde_json::to_vec(&dto::WebhookEventDto::from(event)).unwrap_or_default()
+    }
+}
+
 /// Settings of the HTTP adapter.
 #[derive(Clone, Debug)]
 pub struct HttpSettings {
@@ -94,6 +107,7 @@ pub fn configure(state: HttpState) -> impl FnOnce(&mut web::ServiceConfig) {
         routes::uploads::configure(cfg);
         routes::credits::configure(cfg);
         routes::downloads::configure(cfg);
+        routes::webhooks::configure(cfg);
         if admin {
             routes::admin::configure(cfg);
         }

@@ -18,6 +18,7 @@ use crate::routes;
         routes::uploads::options, routes::uploads::head, routes::uploads::patch, routes::uploads::delete,
         routes::credits::balance, routes::credits::ledger,
         routes::downloads::download,
+        routes::webhooks::create, routes::webhooks::list, routes::webhooks::get, routes::webhooks::delete, routes::webhooks::deliveries,
         routes::admin::create_account, routes::admin::mint_key, routes::admin::revoke_key, routes::admin::top_up,
     ),
     components(schemas(
@@ -26,11 +27,14 @@ use crate::routes;
         dto::CreateAssetBody, dto::AssetDto, dto::AssetDetailDto, dto::AssetList, dto::AssetTypeDto, dto::AssetStateDto,
         dto::BalanceDto, dto::LedgerEntryDto, dto::LedgerKindDto, dto::LedgerList,
         dto::CreateAccountBody, dto::AccountDto, dto::ApiKeyDto, dto::TopUpBody,
+        dto::EventKindDto, dto::CreateWebhookBody, dto::WebhookDto, dto::CreatedWebhookDto, dto::WebhookList,
+        dto::DeliveryStateDto, dto::AttemptDto, dto::DeliveryDto, dto::DeliveryList, dto::EventAssetDto, dto::WebhookEventDto,
     )),
     modifiers(&SecuritySchemes),
     tags(
         (name = "projects"), (name = "assets"), (name = "uploads", description = "TUS 1.0.0"),
-        (name = "credits"), (name = "downloads"), (name = "admin", description = "Operator API"), (name = "operations"),
+        (name = "credits"), (name = "downloads"),
+        (name = "webhooks", description = "Signed event deliveries about the caller's assets; the body of each is a WebhookEvent"), (name = "admin", description = "Operator API"), (name = "operations"),
     )
 )]
 struct ApiDoc;

@@ -179,7 +179,8 @@ impl TryFrom<ProjectRow> for Project {
 // Assets
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Debug, Queryable, Selectable, Insertable)]
+/// Also the JSON snapshot of an asset in a webhook delivery (`webhook_deliveries.asset`).
+#[derive(Clone, Debug, Queryable, Selectable, Insertable, serde::Serialize, serde::Deserialize)]
 #[diesel(table_name = assets, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct AssetRow {
     pub id: String,
@@ -194,6 +195,7 @@ pub(crate) struct AssetRow {
     pub language: Option<String>,
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
 

@@ -132,6 +132,43 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_attempts (delivery_id, n) {
+        delivery_id -> Text,
+        n -> Int4,
+        at -> Timestamptz,
+        status -> Nullable<Int4>,
+        error -> Nullable<Text>,
+        duration_ms -> Int8,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Text,
+        webhook_id -> Text,
+        event_id -> Text,
+        event_type -> Text,
+        event_created_at -> Timestamptz,
+        asset -> Text,
+        state -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        lease_token -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    webhooks (id) {
+        id -> Text,
+        account_id -> Text,
+        url -> Text,
+        events -> Array<Nullable<Text>>,
+        secret -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_keys -> accounts (account_id));
 diesel::joinable!(idempotency_keys -> accounts (account_id));
 diesel::joinable!(jobs -> assets (asset_id));
@@ -139,6 +176,9 @@ diesel::joinable!(ledger_entries -> accounts (account_id));
 diesel::joinable!(projects -> accounts (account_id));
 diesel::joinable!(upload_tombstones -> accounts (account_id));
 diesel::joinable!(uploads -> assets (asset_id));
+diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
+diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
+diesel::joinable!(webhooks -> accounts (account_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
@@ -152,4 +192,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     upload_locks,
     upload_tombstones,
     uploads,
+    webhook_attempts,
+    webhook_deliveries,
+    webhooks,
 );

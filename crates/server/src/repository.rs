@@ -8,7 +8,7 @@ use secrecy::ExposeSecret;
 
 use roughy_app::ports::{
     AccountRepo, AssetRepo, BacklogProbe, HealthCheck, IdempotencyKeys, JobRepo, ProjectRepo,
-    PurgeQueue, UploadLocks, UploadRepo,
+    PurgeQueue, UploadLocks, UploadRepo, WebhookRepo,
 };
 use roughy_embedded_postgres::{EmbeddedError, EmbeddedPostgres};
 use roughy_memory::MemoryRepository;
@@ -27,6 +27,7 @@ pub struct Repository {
     pub jobs: Arc<dyn JobRepo>,
     pub purges: Arc<dyn PurgeQueue>,
     pub idempotency: Arc<dyn IdempotencyKeys>,
+    pub webhooks: Arc<dyn WebhookRepo>,
     pub locks: Arc<dyn UploadLocks>,
     /// What a metrics scrape asks of it.
     pub backlog: Arc<dyn BacklogProbe>,
@@ -65,6 +66,7 @@ impl Repository {
                     uploads: repo.clone(),
                     jobs: repo.clone(),
                     idempotency: repo.clone(),
+                    webhooks: repo.clone(),
                     backlog: repo.clone(),
                     locks: Arc::new(repo.locks()),
                     purges: repo,
@@ -111,6 +113,7 @@ impl Repository {
                     jobs: repo.clone(),
                     purges: repo.clone(),
                     idempotency: repo.clone(),
+                    webhooks: repo.clone(),
                     backlog: repo.clone(),
                     locks: Arc::new(PgUploadLocks::new(&repo)),
                     health: repo,

@@ -136,6 +136,12 @@ impl Application {
             jobs: repository.jobs.clone(),
             purges: repository.purges.clone(),
             idempotency: repository.idempotency.clone(),
+            webhooks: repository.webhooks.clone(),
+            webhook_transport: Arc::new(
+                roughy_webhooks::HttpWebhookTransport::new(&config.webhooks.transport)
+                    .context("failed to build the webhook HTTP client")?,
+            ),
+            event_encoder: Arc::new(roughy_http::JsonEvents),
             locks: repository.locks.clone(),
             sink,
             blobs: blobs.clone(),
@@ -209,8 +215,9 @@ impl Application {
                 tokio::spawn(workers::reaper(
                     ingest.clone(),
                     config.uploads.reaper_interval,
-                    stop,
+                    stop.clone(),
                 )),
+                tokio::spawn(workers::webhooks(ingest.clone(), stop)),
             ]
         } else {
             Vec::new()

@@ -1,4 +1,5 @@
-//! Background workers: the processing worker and the expiry reaper. Both poll the repository
+//! Background workers: the processing worker, the expiry reaper and the webhook sender. They
+//! poll the repository
 //! (a wake-up signal only shortens the wait), so they are safe with several processes.
 
 use std::sync::Arc;
@@ -7,6 +8,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use roughy_app::{Ingest, NotifyJobSignal};
+
+/// How often the webhook sender looks for due deliveries.
+const WEBHOOK_POLL: Duration = Duration::from_millis(500);
 
 /// How often the processing worker looks for due jobs without a wake-up.
 const PROCESSING_POLL: Duration = Duration::from_millis(500);
@@ -48,6 +52,30 @@ pub async fn reaper(ingest: Ingest, interval: Duration, mut stop: watch::Receive
         }
         if let Err(e) = ingest.reap_expired_uploads().await {
             tracing::warn!(error = %e, "reaper: sweep failed; retrying next round");
+        }
+    }
+}
+
+/// Sends due webhook deliveries until stopped: rounds back to back while there are due ones,
+/// then a poll.
+pub async fn webhooks(ingest: Ingest, mut stop: watch::Receiver<bool>) {
+    loop {
+        loop {
+            match ingest.deliver_webhooks().await {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook sender: round failed; retrying later");
+                    break;
+                }
+            }
+            if *stop.borrow() {
+                return;
+            }
+        }
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(WEBHOOK_POLL) => {}
         }
     }
 }

@@ -15,6 +15,7 @@ mod locks;
 mod media;
 mod metrics;
 mod repositories;
+mod webhooks;
 
 pub use self::bytes::*;
 pub use self::errors::*;
@@ -25,3 +26,4 @@ pub use self::locks::*;
 pub use self::media::*;
 pub use self::metrics::*;
 pub use self::repositories::*;
+pub use self::webhooks::*;

@@ -5,7 +5,8 @@ use time::{Duration, OffsetDateTime};
 
 use roughy_domain::{
     Account, AccountId, ApiKey, ApiKeyId, Asset, AssetFailure, AssetId, AssetState, Credits,
-    DurationMs, KeyHash, LedgerEntry, MediaFormat, Project, ProjectId, Staging, Upload, UploadId,
+    DurationMs, EventKind, KeyHash, LedgerEntry, MediaFormat, Project, ProjectId, Staging, Upload,
+    UploadId,
 };
 
 use super::{RepoError, UploadFence};
@@ -178,6 +179,17 @@ pub enum GoneReason {
     Rejected,
     /// Its asset was deleted.
     AssetDeleted,
+}
+
+impl GoneReason {
+    /// The webhook event its asset's deletion announces.
+    pub fn event(self) -> EventKind {
+        match self {
+            Self::Terminated | Self::AssetDeleted => EventKind::AssetDeleted,
+            Self::Expired => EventKind::UploadExpired,
+            Self::Rejected => EventKind::UploadRejected,
+        }
+    }
 }
 
 /// What an upload id resolves to for one account.

@@ -7,6 +7,7 @@ mod processing;
 mod projects;
 mod reaper;
 mod uploads;
+mod webhooks;
 
 #[cfg(test)]
 mod tests;
@@ -18,8 +19,9 @@ use time::Duration;
 use crate::clock::Clock;
 use crate::error::IngestError;
 use crate::ports::{
-    AccountRepo, AssetRepo, BlobStore, DownloadLinks, IdempotencyKeys, JobRepo, JobSignal,
-    MediaInspector, Metrics, ProjectRepo, PurgeQueue, UploadLocks, UploadRepo, UploadSink,
+    AccountRepo, AssetRepo, BlobStore, DownloadLinks, EventEncoder, IdempotencyKeys, JobRepo,
+    JobSignal, MediaInspector, Metrics, ProjectRepo, PurgeQueue, UploadLocks, UploadRepo,
+    UploadSink, WebhookRepo, WebhookTransport,
 };
 
 pub use crate::ports::AssetFilter;
@@ -50,6 +52,14 @@ pub struct IngestConfig {
     /// How long the stored bytes of a `failed` asset are kept before they are purged (the
     /// asset and its error stay).
     pub failed_retention: Duration,
+    /// How long a webhook delivery waits before its first retry; each further retry waits
+    /// twice as long, up to an hour, for 24 hours after the event.
+    pub webhook_retry_delay: Duration,
+    /// How long a claimed webhook delivery is left to its worker before another may send it
+    /// (longer than the transport's timeout).
+    pub webhook_lease: Duration,
+    /// How long finished webhook deliveries stay listable.
+    pub delivery_retention: Duration,
 }
 
 impl Default for IngestConfig {
@@ -63,6 +73,9 @@ impl Default for IngestConfig {
             job_max_attempts: 8,
             max_pending_uploads: 100,
             failed_retention: Duration::days(7),
+            webhook_retry_delay: Duration::seconds(30),
+            webhook_lease: Duration::seconds(60),
+            delivery_retention: Duration::days(30),
         }
     }
 }
@@ -84,6 +97,12 @@ pub struct IngestPorts {
     pub purges: Arc<dyn PurgeQueue>,
     /// Idempotency keys of creates.
     pub idempotency: Arc<dyn IdempotencyKeys>,
+    /// Webhook endpoints and their delivery outbox.
+    pub webhooks: Arc<dyn WebhookRepo>,
+    /// POSTs webhook deliveries.
+    pub webhook_transport: Arc<dyn WebhookTransport>,
+    /// The body of a webhook event.
+    pub event_encoder: Arc<dyn EventEncoder>,
     /// Per-upload write locks.
     pub locks: Arc<dyn UploadLocks>,
     /// Upload bytes.

@@ -10,7 +10,7 @@ impl Ingest {
     /// Deletes pending uploads idle past `Upload-Expires` (asset row and bytes), leaving
     /// tombstones; forgets tombstones older than twice the upload TTL; purges the stored bytes
     /// of assets that failed longer ago than the failed-bytes retention; forgets expired
-    /// idempotency keys.
+    /// idempotency keys and finished webhook deliveries past their retention.
     /// Returns how many uploads were reaped.
     ///
     /// # Errors
@@ -88,6 +88,12 @@ impl Ingest {
         if forgotten > 0 {
             tracing::debug!(forgotten, "expired idempotency keys forgotten");
         }
+        // Finished webhook deliveries past their listing retention.
+        self.prune_deliveries(
+            now.checked_sub(self.config.delivery_retention)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        )
+        .await?;
         if reaped > 0 {
             self.ports.metrics.upload(
                 UploadEvent::Reaped,

@@ -201,6 +201,12 @@ fn check_http<S: Strategy>(
             jobs: Arc::new(repo.clone()),
             locks: Arc::new(repo.locks()),
             idempotency: Arc::new(repo.clone()),
+            webhooks: Arc::new(repo.clone()),
+            webhook_transport: Arc::new(
+                roughy_webhooks::HttpWebhookTransport::new(&Default::default())
+                    .expect("an HTTP client"),
+            ),
+            event_encoder: Arc::new(crate::JsonEvents),
             purges: Arc::new(repo),
             sink: blobs.clone(),
             blobs,

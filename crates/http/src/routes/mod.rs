@@ -7,6 +7,7 @@ pub mod downloads;
 pub mod ops;
 pub mod projects;
 pub mod uploads;
+pub mod webhooks;
 
 use actix_web::http::Method;
 use actix_web::{web, HttpResponse, Resource};

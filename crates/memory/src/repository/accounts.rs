@@ -7,7 +7,7 @@ use roughy_app::ports::{AccountRepo, RepoError, TopUpOutcome};
 use roughy_app::{Page, PageRequest};
 use roughy_domain::billing::{activation_plan, posted_at};
 use roughy_domain::{
-    Account, AccountId, ApiKey, ApiKeyId, AssetState, Credits, KeyHash, LedgerEntry,
+    Account, AccountId, ApiKey, ApiKeyId, AssetState, Credits, EventKind, KeyHash, LedgerEntry,
 };
 
 use super::{conflict, newest_first, AccountRow, KeyRow, MemoryRepository};
@@ -139,6 +139,11 @@ impl AccountRepo for MemoryRepository {
             state.charged.insert(asset.id.clone());
             activated_ids.push(asset.id.clone());
             state.assets.insert(asset.id.clone(), asset);
+        }
+        for id in &activated_ids {
+            if let Some(asset) = state.assets.get(id).cloned() {
+                state.announce(EventKind::AssetReady, &asset, at);
+            }
         }
         Ok(TopUpOutcome {
             entry,

@@ -5,7 +5,7 @@ use time::{Duration, OffsetDateTime};
 
 use roughy_app::ports::{Job, JobOutcome, JobRepo, RepoError};
 use roughy_domain::ids::random_base62;
-use roughy_domain::AssetState;
+use roughy_domain::{AssetState, EventKind};
 
 use super::{conflict, JobLease, JobRow, MemoryRepository};
 
@@ -112,6 +112,9 @@ impl JobRepo for MemoryRepository {
         let new_state = asset.state;
         if new_state == AssetState::Failed {
             state.failed_at.insert(asset.id.clone(), at);
+        }
+        if let Some(kind) = EventKind::for_state(new_state) {
+            state.announce(kind, &asset, at);
         }
         state.assets.insert(asset.id.clone(), asset);
         Ok(Some(new_state))

@@ -12,6 +12,7 @@ mod jobs;
 mod projects;
 mod purges;
 mod uploads;
+mod webhooks;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -25,11 +26,11 @@ use roughy_app::ports::{GoneReason, Purge, RepoError, UploadFence};
 use roughy_app::{Cursor, Page, PageRequest};
 use roughy_domain::{
     Account, AccountId, ApiKey, ApiKeyId, Asset, AssetId, ClaimId, Credits, IdempotencyKey,
-    KeyHash, KeyRecord, LedgerEntry, Project, ProjectId, Upload, UploadId,
+    KeyHash, KeyRecord, LedgerEntry, Project, ProjectId, Upload, UploadId, Webhook,
 };
 
 /// The in-memory adapter of `AccountRepo`, `ProjectRepo`, `AssetRepo`, `UploadRepo`,
-/// `JobRepo`, `PurgeQueue` and `IdempotencyKeys`.
+/// `JobRepo`, `PurgeQueue`, `IdempotencyKeys` and `WebhookRepo`.
 ///
 /// Clones share one state, so one value can be handed to every port of `IngestPorts`.
 #[derive(Clone, Default)]
@@ -109,6 +110,12 @@ struct State {
     failed_at: HashMap<AssetId, OffsetDateTime>,
     /// Idempotency keys, by account and key.
     idempotency: HashMap<(AccountId, IdempotencyKey), IdempotencyRow>,
+    /// Webhook endpoints, in registration order.
+    webhooks: Vec<Webhook>,
+    /// The webhook delivery outbox.
+    deliveries: Vec<webhooks::DeliveryRow>,
+    /// Outbox order of deliveries.
+    next_delivery_seq: u64,
 }
 
 /// An idempotency key's record and the claim that holds it.
@@ -188,6 +195,7 @@ impl State {
         at: OffsetDateTime,
     ) -> Option<Purge> {
         let asset = self.assets.remove(id)?;
+        self.announce(reason.event(), &asset, at);
         self.jobs.remove(id);
         self.failed_at.remove(id);
         let staging = self

@@ -9,7 +9,8 @@ use roughy_app::ports::{AccountRepo, RepoError, TopUpOutcome};
 use roughy_app::{Cursor, Page, PageRequest};
 use roughy_domain::billing::{activation_plan, posted_at};
 use roughy_domain::{
-    Account, AccountId, ApiKey, ApiKeyId, Asset, AssetState, Credits, KeyHash, LedgerEntry,
+    Account, AccountId, ApiKey, ApiKeyId, Asset, AssetState, Credits, EventKind, KeyHash,
+    LedgerEntry,
 };
 
 use super::PgRepository;
@@ -182,8 +183,10 @@ impl AccountRepo for PgRepository {
                         posted_at(at, n + 1),
                     )));
                     balance_after = after;
-                    activated.push(asset.id);
+                    activated.push(asset);
                 }
+                super::webhooks::announce(conn, EventKind::AssetReady, &activated, at).await?;
+                let activated = activated.into_iter().map(|a| a.id).collect();
                 diesel::insert_into(ledger_entries::table)
                     .values(&entries)
                     .execute(conn)

@@ -160,7 +160,7 @@ impl AssetRepo for PgRepository {
                         .find(id.as_str())
                         .filter(assets::account_id.eq(account.as_str())),
                 )
-                .returning((assets::id, assets::account_id, assets::upload_id))
+                .returning(AssetRow::as_returning())
                 .get_results(conn)
                 .await?;
                 Ok(bury(conn, deleted, &stagings, GoneReason::AssetDeleted, at)

@@ -8,7 +8,7 @@ use time::{Duration, OffsetDateTime};
 
 use roughy_app::ports::{Job, JobOutcome, JobRepo, RepoError};
 use roughy_domain::ids::random_base62;
-use roughy_domain::{Asset, AssetState, Upload};
+use roughy_domain::{Asset, AssetState, EventKind, Upload};
 
 use super::PgRepository;
 use crate::error::{conflict, db_error, StoreError};
@@ -157,6 +157,9 @@ impl JobRepo for PgRepository {
                 diesel::delete(jobs::table.find(asset_id))
                     .execute(conn)
                     .await?;
+                if let Some(kind) = EventKind::for_state(asset.state) {
+                    super::webhooks::announce(conn, kind, std::slice::from_ref(&asset), at).await?;
+                }
                 Ok(Some(asset.state))
             })
             .await?;

@@ -19,6 +19,7 @@ mod jobs;
 mod projects;
 mod purges;
 mod uploads;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -41,7 +42,9 @@ use roughy_app::ports::{GoneReason, HealthCheck, Purge, RepoError};
 
 use crate::config::{redact, PgConfig};
 use crate::error::{pool_error, StoreError};
-use crate::rows::{gone_reason_name, purge};
+use roughy_domain::Asset;
+
+use crate::rows::{gone_reason_name, purge, AssetRow};
 use crate::schema::{purge_outbox, upload_tombstones};
 
 /// The SQL migrations of `migrations/` at the workspace root, compiled in.
@@ -71,7 +74,7 @@ pub enum ConnectError {
 }
 
 /// The PostgreSQL adapter of `AccountRepo`, `ProjectRepo`, `AssetRepo`, `UploadRepo`,
-/// `JobRepo`, `PurgeQueue`, `IdempotencyKeys` and `HealthCheck`.
+/// `JobRepo`, `PurgeQueue`, `IdempotencyKeys`, `WebhookRepo` and `HealthCheck`.
 ///
 /// Clones share one pool, so one value can be handed to every port.
 #[derive(Clone)]
@@ -260,8 +263,8 @@ async fn record_purges(
         .collect()
 }
 
-/// What a deletion of assets returns: `(asset id, account id, upload id)` of each.
-type Deleted = Vec<(String, String, String)>;
+/// What a deletion of assets returns: each deleted row.
+type Deleted = Vec<AssetRow>;
 
 /// The staging state of the uploads of `asset_ids`, by upload id, with the upload rows locked.
 /// Read before deleting the assets: the cascade takes the upload rows with them, and the purge
@@ -281,7 +284,8 @@ async fn stagings_of(
 }
 
 /// Finishes a deletion of assets (their uploads and jobs went by cascade): leaves a tombstone
-/// for each upload and records each purge in the outbox, in the caller's transaction.
+/// for each upload, records each purge in the outbox and announces the deletion (the event of
+/// `reason`) to the account's webhooks, in the caller's transaction.
 async fn bury(
     conn: &mut AsyncPgConnection,
     deleted: Deleted,
@@ -293,12 +297,18 @@ async fn bury(
     if deleted.is_empty() {
         return Ok(Vec::new());
     }
+    let assets = deleted
+        .iter()
+        .map(|row| Asset::try_from(row.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
+    // One deletion is one account's (a project's, an asset's, an upload's).
+    webhooks::announce(conn, reason.event(), &assets, at).await?;
     let reason = gone_reason_name(reason);
     let tombstones: Vec<_> = deleted
         .iter()
-        .map(|(_, account, upload)| NewTombstone {
-            id: upload,
-            account_id: account,
+        .map(|row| NewTombstone {
+            id: &row.upload_id,
+            account_id: &row.account_id,
             reason,
             at,
         })
@@ -316,7 +326,10 @@ async fn bury(
         .await?;
     let entries: Vec<_> = deleted
         .iter()
-        .map(|(asset, _, upload)| (asset.as_str(), upload.as_str(), staging_of(upload)))
+        .map(|row| {
+            let staging = staging_of(&row.upload_id);
+            (row.id.as_str(), row.upload_id.as_str(), staging)
+        })
         .collect();
     record_purges(conn, &entries, at).await
 }

@@ -11,7 +11,7 @@ use roughy_domain::{AccountId, Project, ProjectId};
 
 use super::{bury, stagings_of, Deleted, PgRepository};
 use crate::error::{db_error, StoreError};
-use crate::rows::{overfetch, ProjectRow};
+use crate::rows::{overfetch, AssetRow, ProjectRow};
 use crate::schema::{assets, projects};
 
 #[async_trait]
@@ -112,7 +112,7 @@ impl ProjectRepo for PgRepository {
                 let stagings = stagings_of(conn, &asset_ids).await?;
                 let deleted: Deleted =
                     diesel::delete(assets::table.filter(assets::project_id.eq(id.as_str())))
-                        .returning((assets::id, assets::account_id, assets::upload_id))
+                        .returning(AssetRow::as_returning())
                         .get_results(conn)
                         .await?;
                 let purges = bury(conn, deleted, &stagings, GoneReason::AssetDeleted, at).await?;

@@ -239,7 +239,7 @@ impl UploadRepo for PgRepository {
                 .into_iter()
                 .collect();
                 let deleted: Deleted = diesel::delete(assets::table.find(upload.asset_id.as_str()))
-                    .returning((assets::id, assets::account_id, assets::upload_id))
+                    .returning(AssetRow::as_returning())
                     .get_results(conn)
                     .await?;
                 Ok(bury(conn, deleted, &stagings, reason, at).await?.pop())

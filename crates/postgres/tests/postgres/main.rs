@@ -49,3 +49,5 @@ mod purges;
 mod support;
 #[path = "../../../app/conformance/uploads.rs"]
 mod uploads;
+#[path = "../../../app/conformance/webhooks.rs"]
+mod webhooks;

@@ -14,6 +14,7 @@ mod http;
 mod media;
 mod storage;
 mod uploads;
+mod webhooks;
 
 use std::path::PathBuf;
 
@@ -23,6 +24,7 @@ pub use self::http::{HttpConfig, MIN_ADMIN_TOKEN_LEN};
 pub use self::media::MediaConfig;
 pub use self::storage::{BlobLocation, StorageConfig, MIN_SIGNING_KEY_LEN};
 pub use self::uploads::UploadsConfig;
+pub use self::webhooks::WebhooksConfig;
 
 /// Start-up refused: names the variable.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +87,7 @@ pub struct Config {
     pub media: MediaConfig,
     /// The use cases' rules and the reaper.
     pub uploads: UploadsConfig,
+    pub webhooks: WebhooksConfig,
 }
 
 impl Config {
@@ -106,6 +109,10 @@ impl Config {
             env.var("ROUGHY_DATA_DIR")
                 .unwrap_or_else(|| "./var".to_owned()),
         );
+        let webhooks = WebhooksConfig::from_env(&env)?;
+        let mut uploads = UploadsConfig::from_env(&env)?;
+        uploads.rules.webhook_retry_delay = webhooks.retry_delay;
+        uploads.rules.webhook_lease = webhooks.lease();
         Ok(Self {
             role: env.parse("ROUGHY_ROLE", "all", |v| match v {
                 "all" => Ok(Role::All),
@@ -117,7 +124,8 @@ impl Config {
             database: DatabaseConfig::from_env(&env)?,
             storage: StorageConfig::from_env(&env, &data_dir)?,
             media: MediaConfig::from_env(&env)?,
-            uploads: UploadsConfig::from_env(&env)?,
+            uploads,
+            webhooks,
             data_dir,
         })
     }
@@ -155,6 +163,12 @@ mod tests {
         assert_eq!(c.uploads.reaper_interval, Duration::from_secs(60));
         assert_eq!(c.database.repository, RepositoryKind::Postgres);
         assert!(c.database.url.is_none());
+        assert!(!c.webhooks.transport.allow_private);
+        assert_eq!(
+            c.uploads.rules.webhook_retry_delay,
+            time::Duration::seconds(30)
+        );
+        assert_eq!(c.uploads.rules.webhook_lease, time::Duration::seconds(30));
     }
 
     #[test]
@@ -171,6 +185,7 @@ mod tests {
             ("DATABASE_URL", "mysql://x"),
             ("ROUGHY_DB_POOL_SIZE", "0"),
             ("ROUGHY_MEDIA_PROBE", "mediainfo"),
+            ("ROUGHY_WEBHOOK_ALLOW_PRIVATE", "maybe"),
         ] {
             let err = config(&[(k, v)]).unwrap_err();
             assert_eq!(err.variable, k);
@@ -193,6 +208,8 @@ mod tests {
             ("ROUGHY_FAILED_RETENTION_SECS", 60, 31_536_000),
             ("ROUGHY_DB_POOL_SIZE", 1, 1000),
             ("ROUGHY_HTTP_WORKERS", 0, 1024),
+            ("ROUGHY_WEBHOOK_TIMEOUT_SECS", 1, 60),
+            ("ROUGHY_WEBHOOK_RETRY_DELAY_SECS", 1, 3_600),
         ] {
             for ok in [low, high] {
                 config(&[(k, &ok.to_string())])

@@ -9,6 +9,7 @@ mod assets;
 mod processing;
 mod reaper;
 mod uploads;
+mod webhooks;
 
 use std::io::{self, Cursor, Read, Seek, SeekFrom};
 use std::sync::{Arc, Mutex};
@@ -27,8 +28,8 @@ use crate::clock::Clock;
 use crate::ports::{
     BlobError, BlobReader, DownloadLinks, JobSignal, MediaInspector, MockAccountRepo,
     MockAssetRepo, MockBlobStore, MockIdempotencyKeys, MockJobRepo, MockMediaInspector,
-    MockProjectRepo, MockPurgeQueue, MockUploadLocks, MockUploadRepo, MockUploadSink, Purge,
-    SignedDownload, UploadFence, UploadLease,
+    MockProjectRepo, MockPurgeQueue, MockUploadLocks, MockUploadRepo, MockUploadSink,
+    MockWebhookRepo, MockWebhookTransport, Purge, SignedDownload, UploadFence, UploadLease,
 };
 
 /// The frozen "now" of every test (whole microseconds, so repositories' precision is a no-op).
@@ -42,6 +43,9 @@ const JOB_RETRY_MAX_DELAY: Duration = Duration::seconds(50);
 const JOB_MAX_ATTEMPTS: u32 = 5;
 const MAX_PENDING_UPLOADS: u32 = 17;
 const FAILED_RETENTION: Duration = Duration::days(3);
+const WEBHOOK_RETRY_DELAY: Duration = Duration::seconds(11);
+const WEBHOOK_LEASE: Duration = Duration::seconds(45);
+const DELIVERY_RETENTION: Duration = Duration::days(9);
 
 fn config() -> IngestConfig {
     IngestConfig {
@@ -53,6 +57,9 @@ fn config() -> IngestConfig {
         job_max_attempts: JOB_MAX_ATTEMPTS,
         max_pending_uploads: MAX_PENDING_UPLOADS,
         failed_retention: FAILED_RETENTION,
+        webhook_retry_delay: WEBHOOK_RETRY_DELAY,
+        webhook_lease: WEBHOOK_LEASE,
+        delivery_retention: DELIVERY_RETENTION,
     }
 }
 
@@ -179,6 +186,16 @@ impl BlobReader for FakeReader {
     }
 }
 
+/// Encodes an event as its id: enough to check which body was signed and sent.
+#[derive(Debug)]
+struct IdEncoder;
+
+impl crate::ports::EventEncoder for IdEncoder {
+    fn encode(&self, event: &roughy_domain::WebhookEvent) -> Vec<u8> {
+        event.id.as_str().as_bytes().to_vec()
+    }
+}
+
 /// Every port of [`Ingest`]: mocks to set expectations on, then [`Harness::build`].
 struct Harness {
     accounts: MockAccountRepo,
@@ -188,6 +205,8 @@ struct Harness {
     jobs: MockJobRepo,
     purges: MockPurgeQueue,
     idempotency: MockIdempotencyKeys,
+    webhooks: MockWebhookRepo,
+    webhook_transport: MockWebhookTransport,
     locks: MockUploadLocks,
     sink: MockUploadSink,
     blobs: MockBlobStore,
@@ -226,6 +245,13 @@ impl Harness {
                 keys.expect_purge_expired_keys().returning(|_| Ok(0));
                 keys
             },
+            webhooks: {
+                // The reaper forgets finished deliveries; by default there are none.
+                let mut webhooks = MockWebhookRepo::new();
+                webhooks.expect_prune_deliveries().returning(|_| Ok(0));
+                webhooks
+            },
+            webhook_transport: MockWebhookTransport::new(),
             locks: MockUploadLocks::new(),
             sink: MockUploadSink::new(),
             blobs: MockBlobStore::new(),
@@ -261,6 +287,9 @@ impl Harness {
             jobs: Arc::new(self.jobs),
             purges: Arc::new(self.purges),
             idempotency: Arc::new(self.idempotency),
+            webhooks: Arc::new(self.webhooks),
+            webhook_transport: Arc::new(self.webhook_transport),
+            event_encoder: Arc::new(IdEncoder),
             locks: Arc::new(self.locks),
             sink: Arc::new(self.sink),
             blobs: Arc::new(self.blobs),
