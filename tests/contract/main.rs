@@ -23,3 +23,4 @@ mod projects;
 mod smoke;
 mod tus_protocol;
 mod uploads;
+mod webhooks;

@@ -260,6 +260,8 @@ impl TestApp {
             "ROUGHY_REAPER_INTERVAL_SECS" => Some("1".to_owned()),
             "ROUGHY_HTTP_WORKERS" => Some("1".to_owned()),
             "ROUGHY_DB_POOL_SIZE" => Some("4".to_owned()),
+            // Every test webhook receiver listens on 127.0.0.1.
+            "ROUGHY_WEBHOOK_ALLOW_PRIVATE" => Some("1".to_owned()),
             "ROUGHY_REPOSITORY" => Some(wiring.name().to_owned()),
             "DATABASE_URL" => database_url.clone(),
             _ => None,

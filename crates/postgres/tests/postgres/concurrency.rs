@@ -229,3 +229,104 @@ async fn an_unreachable_database_fails_start_up_and_migrations_apply_once() {
     let account = w.account().await;
     assert_eq!(w.repo.balance(&account).await.unwrap(), 0);
 }
+
+/// Events are written in the transaction of the change, so they commit or roll back with it:
+/// a statement failing after the event's insert (a trigger refuses the tombstone a deletion
+/// writes next) leaves neither the deletion nor its delivery; the event's own insert failing
+/// (a trigger refuses deliveries) leaves the settlement undone, so no change goes unannounced.
+#[tokio::test]
+async fn a_change_and_its_webhook_delivery_commit_or_roll_back_together() {
+    use roughy_app::ports::WebhookRepo;
+    use roughy_domain::{EventKind, Webhook, WebhookUrl};
+
+    let url = fresh_url().await;
+    let w = world_at(&url).await;
+    let account = w.account().await;
+    let hook = Webhook::new(
+        account.clone(),
+        WebhookUrl::parse("https://hooks.example.com/").expect("url"),
+        EventKind::ALL.to_vec(),
+        at(0),
+    );
+    assert!(w.repo.create_webhook(&hook, 20).await.unwrap());
+    let project = w.project(&account, at(0)).await;
+    let doomed = w.asset(&account, &project, at(1)).await;
+    w.repo.top_up(&account, 10, at(1)).await.unwrap();
+    let measured_asset = w.processing(&account, &project, at(2)).await;
+
+    let mut raw = AsyncPgConnection::establish(&url).await.unwrap();
+    diesel::sql_query(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
+    )
+    .execute(&mut raw)
+    .await
+    .unwrap();
+    let refuse = async |raw: &mut AsyncPgConnection, table: &str, on: bool| {
+        let sql = if on {
+            format!("CREATE TRIGGER refuse BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION refuse()")
+        } else {
+            format!("DROP TRIGGER refuse ON {table}")
+        };
+        diesel::sql_query(sql).execute(raw).await.unwrap();
+    };
+
+    // The deletion writes asset.deleted, then its tombstone is refused: all rolled back.
+    refuse(&mut raw, "upload_tombstones", true).await;
+    assert!(w
+        .repo
+        .delete_asset(&account, &doomed.id, at(3))
+        .await
+        .is_err());
+    assert_eq!(w.get(&doomed).await, doomed, "the asset is still there");
+    let page = w
+        .repo
+        .list_deliveries(&account, &hook.id, &crate::support::first(10))
+        .await
+        .unwrap()
+        .expect("the caller's");
+    assert!(page.items.is_empty(), "{page:?}");
+    refuse(&mut raw, "upload_tombstones", false).await;
+
+    // The settlement's event cannot be written: the settlement is rolled back too.
+    refuse(&mut raw, "webhook_deliveries", true).await;
+    let job = w
+        .repo
+        .claim_job(at(4), Span::minutes(1))
+        .await
+        .unwrap()
+        .expect("due");
+    let measured = JobOutcome::Measured {
+        duration: minutes(1),
+        format: None,
+    };
+    assert!(w.repo.complete_job(&job, &measured, at(4)).await.is_err());
+    assert_eq!(w.get(&measured_asset).await.state, AssetState::Processing);
+    assert_eq!(w.repo.balance(&account).await.unwrap(), 10, "not charged");
+    refuse(&mut raw, "webhook_deliveries", false).await;
+
+    // Without the triggers, the same changes commit with their events.
+    w.repo
+        .delete_asset(&account, &doomed.id, at(5))
+        .await
+        .unwrap();
+    let job = w
+        .repo
+        .claim_job(at(100), Span::minutes(1))
+        .await
+        .unwrap()
+        .expect("due again");
+    assert_eq!(
+        w.repo.complete_job(&job, &measured, at(100)).await.unwrap(),
+        Some(AssetState::Ready)
+    );
+    let kinds: Vec<EventKind> = w
+        .repo
+        .claim_deliveries(at(200), Span::seconds(60), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.delivery.event.kind)
+        .collect();
+    assert_eq!(kinds, [EventKind::AssetDeleted, EventKind::AssetReady]);
+}
