@@ -1136,3 +1136,96 @@ async fn delete_under_a_streaming_patch(root: tempfile::TempDir, shared: Shared,
     );
     assert!(api.charges(&server).await.is_empty());
 }
+
+/// A webhook event survives a `kill -9` between its commit and its delivery: the process is
+/// killed while its attempt is on the wire (the receiver has read the request and not
+/// answered), and the restarted process sends the same event again once the dead attempt's
+/// claim runs out; the receiver then takes it, and the delivery is listed as delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_event_survives_a_kill_9_between_its_commit_and_its_delivery() {
+    use roughy_webhooks::testing::Receiver;
+    use tokio::io::AsyncReadExt;
+
+    let (root, shared) = shared_database().await;
+    let dir = root.path().join("server");
+    let extra = [
+        ("ROUGHY_WEBHOOK_ALLOW_PRIVATE", "1"),
+        ("ROUGHY_WEBHOOK_TIMEOUT_SECS", "5"),
+        ("ROUGHY_WEBHOOK_RETRY_DELAY_SECS", "1"),
+    ];
+    let server = Server::start(&shared, &dir, &extra).await;
+    let port = server.port;
+    let api = Api::tenant(&server, 10).await;
+
+    // A receiver that reads the request and never answers.
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_port = hung.local_addr().unwrap().port();
+    let (status, hook) = api
+        .json(
+            Method::POST,
+            format!("{}/v1/webhooks", server.base),
+            Some(serde_json::json!({
+                "url": format!("http://127.0.0.1:{hook_port}/hook"),
+                "events": ["asset.deleted"],
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
+    let webhook = hook["id"].as_str().unwrap().to_owned();
+    let secret = roughy_domain::WebhookSecret::from_stored(hook["secret"].as_str().unwrap().into());
+    let (asset, _) = api.asset(&server, 1_000).await;
+    let (status, _) = api
+        .json(
+            Method::DELETE,
+            format!("{}/v1/assets/{asset}", server.base),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    let (mut on_the_wire, _) = tokio::time::timeout(Duration::from_secs(20), hung.accept())
+        .await
+        .expect("the delivery is attempted")
+        .unwrap();
+    let mut first = Vec::new();
+    let mut chunk = [0_u8; 4096];
+    while !String::from_utf8_lossy(&first).contains("evt_") {
+        let n = on_the_wire.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the request arrives");
+        first.extend_from_slice(&chunk[..n]);
+    }
+    server.kill9();
+    drop(on_the_wire);
+    drop(hung);
+
+    let receiver = Receiver::start_on(hook_port).await;
+    let restarted = Server::start_on(port, &shared, &dir, &extra).await;
+    // The dead attempt's claim (2 × 5 s + 5 s) runs out, then the event is sent again.
+    let got = receiver.wait_for(1, Duration::from_secs(60)).await;
+    let event: Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(event["type"], "asset.deleted");
+    assert_eq!(event["asset"]["id"], asset.as_str());
+    assert!(
+        String::from_utf8_lossy(&first).contains(event["id"].as_str().unwrap()),
+        "the same event as the attempt that was cut"
+    );
+    assert!(secret.verify(got[0].header("roughy-signature").unwrap(), &got[0].body));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let listed = loop {
+        let (_, list) = api
+            .json(
+                Method::GET,
+                format!("{}/v1/webhooks/{webhook}/deliveries", restarted.base),
+                None,
+            )
+            .await;
+        if list["data"][0]["state"] == "delivered" {
+            break list;
+        }
+        assert!(Instant::now() < deadline, "{list}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(got.len(), 1, "sent again once");
+    restarted.terminate();
+}

@@ -168,7 +168,7 @@ mod tests {
             c.uploads.rules.webhook_retry_delay,
             time::Duration::seconds(30)
         );
-        assert_eq!(c.uploads.rules.webhook_lease, time::Duration::seconds(30));
+        assert_eq!(c.uploads.rules.webhook_lease, time::Duration::seconds(25));
     }
 
     #[test]

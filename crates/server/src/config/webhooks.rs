@@ -39,10 +39,11 @@ impl WebhooksConfig {
         })
     }
 
-    /// How long a claimed delivery is left to its worker: well past one attempt's timeout.
+    /// How long a claimed delivery is left to its worker before another may send it (a
+    /// worker that died mid-attempt): twice an attempt's timeout and 5 s more, so a live
+    /// worker always records its attempt first.
     pub fn lease(&self) -> time::Duration {
-        time::Duration::try_from(self.transport.timeout * 3)
+        time::Duration::try_from(self.transport.timeout * 2 + std::time::Duration::from_secs(5))
             .unwrap_or(time::Duration::MINUTE)
-            .max(time::Duration::seconds(30))
     }
 }
