@@ -44,3 +44,50 @@ async fn the_backlog_follows_uploads_jobs_and_purges() {
     w.repo.purge_done(&purge).await.unwrap();
     assert_eq!(w.repo.backlog().await.unwrap().pending_purges, 0);
 }
+
+#[tokio::test]
+async fn the_backlog_counts_webhook_deliveries_until_they_are_delivered() {
+    use roughy_app::ports::WebhookRepo;
+    use roughy_domain::{Attempt, EventKind, Webhook, WebhookUrl};
+    use time::Duration;
+
+    let w = World::new().await;
+    let account = w.account().await;
+    let hook = Webhook::new(
+        account.clone(),
+        WebhookUrl::parse("https://hooks.example.com/").unwrap(),
+        vec![EventKind::AssetDeleted],
+        at(0),
+    );
+    assert!(w.repo.create_webhook(&hook, 20).await.unwrap());
+    let project = w.project(&account, at(0)).await;
+    for secs in [1, 2] {
+        let asset = w.asset(&account, &project, at(secs)).await;
+        w.repo
+            .delete_asset(&account, &asset.id, at(secs))
+            .await
+            .unwrap();
+    }
+    assert_eq!(w.repo.backlog().await.unwrap().pending_deliveries, 2);
+    let claim = w
+        .repo
+        .claim_deliveries(at(3), Duration::seconds(60), 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        w.repo.backlog().await.unwrap().pending_deliveries,
+        2,
+        "claimed is still pending"
+    );
+    let ok = Attempt {
+        at: at(3),
+        status: Some(204),
+        error: None,
+        duration_ms: 1,
+    };
+    let mut done = claim.delivery.clone();
+    done.after_attempt(&ok, Duration::seconds(30));
+    assert!(w.repo.record_attempt(&claim, &ok, &done).await.unwrap());
+    assert_eq!(w.repo.backlog().await.unwrap().pending_deliveries, 1);
+}

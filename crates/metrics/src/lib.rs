@@ -89,6 +89,7 @@ pub struct PrometheusMetrics {
     queued_jobs: Gauge,
     oldest_job_age: Gauge<f64, AtomicU64>,
     pending_purges: Gauge,
+    pending_deliveries: Gauge,
     pool_max: Gauge,
     pool_size: Gauge,
     pool_in_use: Gauge,
@@ -192,6 +193,11 @@ impl PrometheusMetrics {
             "purge_outbox_depth",
             "Deleted assets whose stored bytes are still to purge (the whole service)",
         );
+        let pending_deliveries = gauge(
+            &mut registry,
+            "webhook_deliveries_pending",
+            "Webhook deliveries waiting for an attempt or a retry (the whole service)",
+        );
         let pool_max = gauge(
             &mut registry,
             "db_pool_max_connections",
@@ -232,6 +238,7 @@ impl PrometheusMetrics {
             queued_jobs,
             oldest_job_age,
             pending_purges,
+            pending_deliveries,
             pool_max,
             pool_size,
             pool_in_use,
@@ -265,6 +272,7 @@ impl PrometheusMetrics {
                 set(&self.active_uploads, backlog.active_uploads);
                 set(&self.queued_jobs, backlog.queued_jobs);
                 set(&self.pending_purges, backlog.pending_purges);
+                set(&self.pending_deliveries, backlog.pending_deliveries);
                 let age = backlog.oldest_job_at.map_or(0.0, |at| {
                     (OffsetDateTime::now_utc() - at).as_seconds_f64().max(0.0)
                 });
@@ -409,6 +417,7 @@ mod tests {
             queued_jobs: 2,
             oldest_job_at: Some(OffsetDateTime::now_utc() - time::Duration::seconds(30)),
             pending_purges: 1,
+            pending_deliveries: 3,
         });
         let before = m.render(&probe).await;
         assert_eq!(
@@ -449,6 +458,7 @@ mod tests {
         assert_eq!(sample(&text, "roughy_jobs_queued"), 2.0);
         assert!(sample(&text, "roughy_jobs_oldest_age_seconds") >= 30.0);
         assert_eq!(sample(&text, "roughy_purge_outbox_depth"), 1.0);
+        assert_eq!(sample(&text, "roughy_webhook_deliveries_pending"), 3.0);
         assert_eq!(sample(&text, "roughy_db_pool_connections_in_use"), 2.0);
         assert_eq!(sample(&text, "roughy_db_pool_waiters"), 1.0);
         assert!(text.ends_with("# EOF\n"), "{text}");

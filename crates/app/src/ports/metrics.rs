@@ -111,6 +111,8 @@ pub struct Backlog {
     pub oldest_job_at: Option<OffsetDateTime>,
     /// Purges of stored bytes still to do.
     pub pending_purges: u64,
+    /// Webhook deliveries waiting for an attempt or a retry.
+    pub pending_deliveries: u64,
 }
 
 /// The connection pool of this process.

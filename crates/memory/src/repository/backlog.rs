@@ -23,6 +23,7 @@ impl BacklogProbe for MemoryRepository {
             queued_jobs: count(state.jobs.len()),
             oldest_job_at: state.jobs.values().map(|j| j.available_at).min(),
             pending_purges: count(state.purges.len()),
+            pending_deliveries: count(state.pending_deliveries()),
         })
     }
 

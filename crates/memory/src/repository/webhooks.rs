@@ -24,6 +24,14 @@ pub(super) struct DeliveryRow {
 }
 
 impl State {
+    /// Deliveries waiting for an attempt or a retry.
+    pub(super) fn pending_deliveries(&self) -> usize {
+        self.deliveries
+            .iter()
+            .filter(|d| d.delivery.state == DeliveryState::Pending)
+            .count()
+    }
+
     /// Records `kind` about `asset` for every endpoint of its account subscribed to it, as
     /// part of the caller's atomic change.
     pub(super) fn announce(&mut self, kind: EventKind, asset: &Asset, at: OffsetDateTime) {

@@ -10,7 +10,7 @@ use roughy_app::ports::{Backlog, BacklogProbe, PoolStats, RepoError};
 
 use super::PgRepository;
 use crate::error::db_error;
-use crate::schema::{jobs, purge_outbox, uploads};
+use crate::schema::{jobs, purge_outbox, uploads, webhook_deliveries};
 
 fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
@@ -37,11 +37,18 @@ impl BacklogProbe for PgRepository {
             .first(&mut conn)
             .await
             .map_err(db_error)?;
+        let pending_deliveries: i64 = webhook_deliveries::table
+            .filter(webhook_deliveries::state.eq("pending"))
+            .select(count_star())
+            .first(&mut conn)
+            .await
+            .map_err(db_error)?;
         Ok(Backlog {
             active_uploads: count(active_uploads),
             queued_jobs: count(queued_jobs),
             oldest_job_at,
             pending_purges: count(pending_purges),
+            pending_deliveries: count(pending_deliveries),
         })
     }
 
