@@ -164,3 +164,49 @@ async fn tuspy_upload_interrupted_midway_resumes_from_head_and_stores_identical_
         interrupted_upload_resumes_and_stores_identical_bytes(python, "tuspy_resume.py").await;
     eprintln!("tuspy: {report}");
 }
+
+/// A file that is not media, uploaded by tus-js-client with the README's `onShouldRetry`
+/// (`tests/interop/roughy_retry.mjs`): the refused first PATCH is not retried, and `onError`
+/// gets the server's code, not tus-js-client's "unable to resume" of a retried 409.
+#[tokio::test]
+async fn tus_js_client_with_the_readme_retry_rule_shows_why_a_non_media_upload_was_rejected() {
+    let node = require_tus_js_client();
+    let app = TestApp::spawn().await;
+    let t = app.tenant(100).await;
+    let project = app.project(&t).await;
+    let bytes = b"This is a plain text file, not audio or video at all. ".repeat(40);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, &bytes).expect("write file");
+    let (_, location) = app.asset(&t, &project, bytes.len()).await;
+    let script = interop_dir().join("tus_js_rejected.mjs");
+    let args = [
+        script.to_string_lossy().into_owned(),
+        location,
+        t.key.clone(),
+        file.to_string_lossy().into_owned(),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&node, &args)
+    })
+    .await
+    .unwrap()
+    .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or(Value::Null);
+    assert_eq!(
+        report["ok"],
+        true,
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(report["code"], "unsupported_media_type", "{report}");
+    // One HEAD to resume the given URL, one PATCH refused; no HEAD of a retry after it.
+    assert_eq!(report["patches"], 1, "the refusal is not retried: {report}");
+    assert_eq!(report["heads"], 1, "the refusal is not retried: {report}");
+}

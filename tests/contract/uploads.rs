@@ -1001,3 +1001,77 @@ async fn a_full_disk_answers_507_keeps_the_offset_at_the_bytes_stored_and_resume
         .await;
     assert_eq!(download(&app, &t, &id).await, bytes);
 }
+
+/// A 410 says why the upload is gone in `Upload-Gone-Reason` (a HEAD has no body), so a TUS
+/// client that retried a refused PATCH can still tell its user why.
+#[tokio::test]
+async fn a_gone_upload_says_why_in_upload_gone_reason() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant(100).await;
+    let project = app.project(&t).await;
+
+    let (_, rejected) = app.asset(&t, &project, 1_000).await;
+    let r = app.patch(&t, &rejected, 0, vec![b'x'; 100]).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let (_, terminated) = app.asset(&t, &project, 1_000).await;
+    let r = app
+        .tus(Method::DELETE, &terminated, &t.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let (deleted_asset, deleted) = app.asset(&t, &project, 1_000).await;
+    let r = app
+        .req(
+            Method::DELETE,
+            &format!("/v1/assets/{}", deleted_asset["id"].as_str().unwrap()),
+            &t.key,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let (_, expired) = app.asset(&t, &project, 1_000).await;
+    app.clock.advance(time::Duration::days(3));
+    app.wait_reaper().await;
+
+    for (url, reason) in [
+        (&rejected, "unsupported_media_type"),
+        (&terminated, "upload_terminated"),
+        (&deleted, "asset_deleted"),
+        (&expired, "upload_expired"),
+    ] {
+        let head = app.head(&t, url).await;
+        assert_eq!(head.status(), StatusCode::GONE, "{reason}");
+        assert_eq!(header_str(&head, "upload-gone-reason"), reason);
+        let patch = app
+            .patch(&t, url, 0, wav(1_000, 8_000)[..100].to_vec())
+            .await;
+        assert_eq!(header_str(&patch, "upload-gone-reason"), reason);
+        let body: Value = patch.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "upload_gone");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(reason),
+            "{body}"
+        );
+    }
+    // Browsers may read it.
+    let preflight = app
+        .client
+        .request(Method::OPTIONS, &rejected)
+        .header("Origin", "https://app.example.com")
+        .header("Access-Control-Request-Method", "HEAD")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success());
+    let head = app
+        .tus(Method::HEAD, &rejected, &t.key)
+        .header("Origin", "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert!(header_str(&head, "access-control-expose-headers")
+        .to_ascii_lowercase()
+        .contains("upload-gone-reason"));
+}

@@ -6,7 +6,7 @@ use thiserror::Error;
 use roughy_domain::tus::PatchRefusal;
 use roughy_domain::ValueError;
 
-use crate::ports::{BlobError, Cause, LockError, RepoError};
+use crate::ports::{BlobError, Cause, GoneReason, LockError, RepoError};
 
 /// A use case's refusal or failure.
 #[derive(Debug, Error)]
@@ -34,9 +34,9 @@ pub enum IngestError {
         /// What is wrong.
         message: String,
     },
-    /// The upload existed and was terminated, expired or rejected.
-    #[error("the upload is gone")]
-    UploadGone,
+    /// The upload existed and was terminated, expired or rejected (why: the reason).
+    #[error("the upload is gone: {}", .0.describe())]
+    UploadGone(GoneReason),
     /// A PATCH was refused before its body was read.
     #[error(transparent)]
     Patch(#[from] PatchRefusal),

@@ -30,6 +30,10 @@ pub struct ErrorDetail {
     pub request_id: Option<String>,
 }
 
+/// The header of a 410 that names why the upload is gone (`unsupported_media_type`,
+/// `upload_expired`, `upload_terminated`, `asset_deleted`).
+pub const UPLOAD_GONE_REASON: &str = "Upload-Gone-Reason";
+
 /// An error response of the API.
 #[derive(Debug)]
 pub struct ApiError {
@@ -38,6 +42,9 @@ pub struct ApiError {
     message: String,
     /// The `Allow` header of a 405 (RFC 9110 §15.5.6).
     allow: Option<&'static str>,
+    /// The `Upload-Gone-Reason` header of a 410: why the upload is gone, for clients that only
+    /// see headers (a HEAD has no body).
+    gone_reason: Option<&'static str>,
 }
 
 impl ApiError {
@@ -47,6 +54,7 @@ impl ApiError {
             code,
             message: message.into(),
             allow: None,
+            gone_reason: None,
         }
     }
 
@@ -162,7 +170,11 @@ impl From<IngestError> for ApiError {
             E::Value(ValueError::Language) => return Self::validation("language", message),
             E::Value(ValueError::ProjectName) => return Self::validation("name", message),
             E::Validation { field, message } => return Self::validation(field, message),
-            E::UploadGone => (StatusCode::GONE, "upload_gone"),
+            E::UploadGone(reason) => {
+                let mut gone = Self::new(StatusCode::GONE, "upload_gone", message);
+                gone.gone_reason = Some(reason.code());
+                return gone;
+            }
             E::Patch(PatchRefusal::OffsetMismatch { .. }) => {
                 (StatusCode::CONFLICT, "offset_mismatch")
             }
@@ -236,6 +248,9 @@ impl ResponseError for ApiError {
         if let Some(allow) = self.allow {
             response.insert_header((header::ALLOW, allow));
         }
+        if let Some(reason) = self.gone_reason {
+            response.insert_header((UPLOAD_GONE_REASON, reason));
+        }
         response.json(ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_owned(),
@@ -280,7 +295,11 @@ mod tests {
                 "upload_too_large",
             ),
             (ValueError::Language.into(), 422, "validation_error"),
-            (IngestError::UploadGone, 410, "upload_gone"),
+            (
+                IngestError::UploadGone(roughy_app::ports::GoneReason::Rejected),
+                410,
+                "upload_gone",
+            ),
             (
                 PatchRefusal::OffsetMismatch {
                     expected: 1,

@@ -242,6 +242,8 @@ pub fn cors(settings: &HttpSettings) -> Cors {
             header::HeaderName::from_static("tus-extension"),
             header::HeaderName::from_static("tus-max-size"),
             header::HeaderName::from_static(idempotency::REPLAYED),
+            header::HeaderName::from_static("upload-gone-reason"),
+            header::HeaderName::from_static("x-request-id"),
         ])
         .max_age(86_400);
     if settings.cors_origins.iter().any(|o| o == "*") {

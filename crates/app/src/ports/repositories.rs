@@ -182,6 +182,28 @@ pub enum GoneReason {
 }
 
 impl GoneReason {
+    /// The stable code a client is told (the `Upload-Gone-Reason` header of a 410):
+    /// `unsupported_media_type` for a rejected first chunk (the code its PATCH got),
+    /// `upload_expired`, `upload_terminated`, `asset_deleted`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Rejected => "unsupported_media_type",
+            Self::Expired => "upload_expired",
+            Self::Terminated => "upload_terminated",
+            Self::AssetDeleted => "asset_deleted",
+        }
+    }
+
+    /// Why, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Rejected => "its first chunk was not audio or video (unsupported_media_type)",
+            Self::Expired => "it stayed idle past Upload-Expires (upload_expired)",
+            Self::Terminated => "it was terminated (upload_terminated)",
+            Self::AssetDeleted => "its asset was deleted (asset_deleted)",
+        }
+    }
+
     /// The webhook event its asset's deletion announces.
     pub fn event(self) -> EventKind {
         match self {

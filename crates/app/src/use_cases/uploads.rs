@@ -45,7 +45,7 @@ impl Ingest {
     async fn live_upload(&self, account: &AccountId, id: &UploadId) -> Result<Upload, IngestError> {
         match self.ports.uploads.find_upload(account, id).await? {
             UploadLookup::Live(upload) => Ok(upload),
-            UploadLookup::Gone(_) => Err(IngestError::UploadGone),
+            UploadLookup::Gone(reason) => Err(IngestError::UploadGone(reason)),
             UploadLookup::Unknown => Err(IngestError::NotFound),
         }
     }

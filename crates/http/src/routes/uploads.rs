@@ -90,7 +90,7 @@ fn with_expiry(mut response: actix_web::HttpResponseBuilder, view: &UploadView) 
     params(("id" = String, Path, description = "Upload id"), ("Tus-Resumable" = String, Header, description = "1.0.0")),
     responses(
         (status = 200, description = "Upload state", headers(("Upload-Offset" = u64), ("Upload-Length" = u64), ("Upload-Expires" = String), ("Cache-Control" = String))),
-        (status = 404, description = "Never issued"), (status = 410, description = "Terminated, expired or rejected"),
+        (status = 404, description = "Never issued"), (status = 410, description = "Terminated, expired or rejected", headers(("Upload-Gone-Reason" = String, description = "Why: unsupported_media_type (the first chunk was not audio or video), upload_expired, upload_terminated or asset_deleted"))),
         (status = 412, description = "Tus-Resumable missing or unsupported")))]
 pub async fn head(req: HttpRequest, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     require_tus(&req)?;
@@ -115,7 +115,7 @@ pub async fn head(req: HttpRequest, id: web::Path<String>) -> Result<HttpRespons
         (status = 204, description = "Chunk stored", headers(("Upload-Offset" = u64), ("Upload-Expires" = String))),
         (status = 400, body = ErrorBody, description = "invalid_upload_offset or first_chunk_too_small"),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "offset_mismatch or unsupported_media_type"),
-        (status = 410, body = ErrorBody, description = "upload_gone"), (status = 412, body = ErrorBody),
+        (status = 410, body = ErrorBody, description = "upload_gone", headers(("Upload-Gone-Reason" = String, description = "Why: unsupported_media_type (the first chunk was not audio or video), upload_expired, upload_terminated or asset_deleted"))), (status = 412, body = ErrorBody),
         (status = 413, body = ErrorBody, description = "upload_length_exceeded"), (status = 415, body = ErrorBody),
         (status = 423, body = ErrorBody, description = "upload_locked")))]
 pub async fn patch(

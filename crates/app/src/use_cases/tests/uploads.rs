@@ -505,7 +505,7 @@ async fn gone_upload_answers_upload_gone_without_taking_the_lock() {
     let (result, _) = case.patch(200, None, body(vec![Ok(bytes(100, 1))])).await;
 
     let err = result.expect_err("a gone upload refuses the PATCH");
-    assert!(matches!(err, IngestError::UploadGone), "{err:?}");
+    assert!(matches!(err, IngestError::UploadGone(_)), "{err:?}");
 }
 
 #[tokio::test]
@@ -534,7 +534,7 @@ async fn upload_gone_while_waiting_for_the_lock_answers_upload_gone() {
     let (result, _) = case.patch(200, None, body(vec![Ok(bytes(100, 1))])).await;
 
     let err = result.expect_err("the upload was terminated meanwhile");
-    assert!(matches!(err, IngestError::UploadGone), "{err:?}");
+    assert!(matches!(err, IngestError::UploadGone(_)), "{err:?}");
 }
 
 // --- append_chunk: the first chunk -------------------------------------------------------------
@@ -1198,7 +1198,7 @@ async fn status_tells_gone_from_unknown() {
         .upload_status(&gone.account, &gone.upload.id)
         .await
         .expect_err("gone");
-    assert!(matches!(err, IngestError::UploadGone), "{err:?}");
+    assert!(matches!(err, IngestError::UploadGone(_)), "{err:?}");
 
     let mut unknown = Case::at(0);
     unknown.expect_lookups(vec![UploadLookup::Unknown]);
