@@ -949,3 +949,43 @@ async fn a_writer_that_lost_its_lease_changes_nothing() {
         .unwrap();
     assert_eq!(w.upload(&asset).await.offset, 500);
 }
+
+#[tokio::test]
+async fn an_uploads_owner_is_known_while_it_lives_and_while_its_tombstone_does() {
+    let w = World::new().await;
+    let account = w.account().await;
+    let project = w.project(&account, crate::support::at(0)).await;
+    let asset = w.asset(&account, &project, crate::support::at(1)).await;
+    assert_eq!(
+        w.repo.upload_owner(&asset.upload_id).await.unwrap(),
+        Some(account.clone())
+    );
+    let fence = w.fence(&asset.upload_id).await;
+    w.repo
+        .discard_upload(
+            &asset.upload_id,
+            roughy_app::ports::GoneReason::Terminated,
+            None,
+            crate::support::at(2),
+            &fence,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        w.repo.upload_owner(&asset.upload_id).await.unwrap(),
+        Some(account),
+        "the tombstone's"
+    );
+    w.repo
+        .prune_tombstones(crate::support::at(3))
+        .await
+        .unwrap();
+    assert_eq!(w.repo.upload_owner(&asset.upload_id).await.unwrap(), None);
+    assert_eq!(
+        w.repo
+            .upload_owner(&roughy_domain::UploadId::generate())
+            .await
+            .unwrap(),
+        None
+    );
+}

@@ -11,6 +11,7 @@ use thiserror::Error;
 use time::OffsetDateTime;
 
 use crate::billing::{self, charge_for, Credits, LedgerEntry, Settlement};
+use crate::direct::DirectUpload;
 use crate::ids::{AccountId, AssetId, ProjectId, UploadId};
 use crate::media::MediaFormat;
 use crate::values::{DurationMs, Language, SizeBytes};
@@ -103,6 +104,8 @@ pub struct Asset {
     pub created_at: OffsetDateTime,
     /// Set only when failed.
     pub failure: Option<AssetFailure>,
+    /// Set when its upload URL carries a token (created with `direct_upload`).
+    pub direct: Option<DirectUpload>,
 }
 
 impl Asset {
@@ -127,6 +130,7 @@ impl Asset {
             language,
             created_at,
             failure: None,
+            direct: None,
         }
     }
 

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod asset;
 pub mod billing;
+pub mod direct;
 pub mod idempotency;
 pub mod ids;
 pub mod media;
@@ -15,6 +16,7 @@ pub mod webhook;
 pub use account::{AdminToken, ApiKeySecret, KeyHash};
 pub use asset::{Asset, AssetFailure, AssetState, TransitionError};
 pub use billing::{Credits, LedgerEntry, LedgerKind, Settlement};
+pub use direct::{DirectUpload, Origin, UploadTokens};
 pub use idempotency::{ClaimId, Fingerprint, IdempotencyKey, KeyRecord, StoredResponse, Verdict};
 pub use ids::{
     AccountId, ApiKeyId, AssetId, DeliveryId, EventId, LedgerEntryId, ProjectId, UploadId,

@@ -8,8 +8,9 @@ use roughy_app::ports::{DeliveryRecord, TopUpOutcome};
 use roughy_app::{CreateAsset, IngestError, Page};
 use roughy_domain::time_format::rfc3339;
 use roughy_domain::{
-    Account, Asset, AssetState, DeliveryState, EventKind, Language, LedgerEntry, MediaType,
-    Project, ProjectId, ProjectName, SizeBytes, Webhook, WebhookEvent,
+    Account, Asset, AssetState, DeliveryState, DirectUpload, EventKind, Language, LedgerEntry,
+    MediaType, Origin, Project, ProjectId, ProjectName, SizeBytes, UploadTokens, Webhook,
+    WebhookEvent,
 };
 
 use crate::extract::encode_cursor;
@@ -81,6 +82,16 @@ pub struct CreateAssetBody {
     /// Optional ISO 639-1 code (2 letters, normalised to lowercase); null auto-detects.
     #[serde(default)]
     pub language: Option<String>,
+    /// `true`: the upload URL (`Location`, `upload_url`) carries a signed token
+    /// (`?token=…`), and HEAD, PATCH, DELETE and OPTIONS on that exact URL need no
+    /// `Authorization`: hand it to a browser instead of the API key. Default `false`.
+    #[serde(default)]
+    pub direct_upload: bool,
+    /// With `direct_upload` only: the one web origin (`https://app.example.com`) that gets CORS
+    /// answers for the upload URL. Unset: the service's CORS settings apply.
+    #[serde(default)]
+    #[schema(example = "https://app.example.com", max_length = 300)]
+    pub cors_origin: Option<String>,
 }
 
 impl CreateAssetBody {
@@ -89,10 +100,30 @@ impl CreateAssetBody {
         let project_id = ProjectId::parse(&self.project_id).ok_or(IngestError::ProjectNotFound)?;
         let size = SizeBytes::new(self.size_bytes)?;
         let language = self.language.as_deref().map(Language::parse).transpose()?;
+        let cors_origin = self
+            .cors_origin
+            .as_deref()
+            .map(Origin::parse)
+            .transpose()
+            .map_err(|e| IngestError::Validation {
+                field: "cors_origin",
+                message: e.to_string(),
+            })?;
+        let direct = match (self.direct_upload, cors_origin) {
+            (false, None) => None,
+            (true, cors_origin) => Some(DirectUpload { cors_origin }),
+            (false, Some(_)) => {
+                return Err(IngestError::Validation {
+                    field: "cors_origin",
+                    message: "cors_origin needs direct_upload: true".to_owned(),
+                })
+            }
+        };
         Ok(CreateAsset {
             project_id,
             size,
             language,
+            direct,
         })
     }
 }
@@ -180,9 +211,30 @@ pub struct AssetDto {
     pub upload_url: Option<String>,
 }
 
+/// What absolute upload URLs are made of: the public base URL, and the tokens of direct
+/// uploads.
+#[derive(Clone, Copy, Debug)]
+pub struct Urls<'a> {
+    /// `ROUGHY_PUBLIC_URL`, or the request's.
+    pub base: &'a str,
+    /// Direct uploads' token minting.
+    pub tokens: &'a UploadTokens,
+}
+
+impl Urls<'_> {
+    /// The absolute TUS URL of an asset's upload; a direct upload's carries its token.
+    pub fn upload(&self, asset: &Asset) -> String {
+        let url = format!("{}/v1/uploads/{}", self.base, asset.upload_id);
+        match &asset.direct {
+            Some(direct) => format!("{url}?token={}", self.tokens.mint(&asset.upload_id, direct)),
+            None => url,
+        }
+    }
+}
+
 impl AssetDto {
-    /// The wire form; `base` is the public URL for `upload_url`.
-    pub fn new(asset: &Asset, base: &str) -> Self {
+    /// The wire form; `urls` make `upload_url`.
+    pub fn new(asset: &Asset, urls: Urls<'_>) -> Self {
         let format = asset.format;
         Self {
             id: asset.id.to_string(),
@@ -200,14 +252,9 @@ impl AssetDto {
             created_at: rfc3339(asset.created_at),
             error_code: asset.failure.as_ref().map(|f| f.code.clone()),
             error_message: asset.failure.as_ref().map(|f| f.message.clone()),
-            upload_url: (asset.state == AssetState::PendingUpload).then(|| upload_url(base, asset)),
+            upload_url: (asset.state == AssetState::PendingUpload).then(|| urls.upload(asset)),
         }
     }
-}
-
-/// The absolute TUS URL of an asset's upload.
-pub fn upload_url(base: &str, asset: &Asset) -> String {
-    format!("{base}/v1/uploads/{}", asset.upload_id)
 }
 
 /// An asset with its download link (`GET /v1/assets/{id}`).
@@ -235,10 +282,10 @@ pub struct AssetList {
 
 impl AssetList {
     /// The wire form of a page.
-    pub fn new(page: Page<Asset>, base: &str) -> Self {
+    pub fn new(page: Page<Asset>, urls: Urls<'_>) -> Self {
         Self {
             next_cursor: page.next_cursor.as_ref().map(encode_cursor),
-            data: page.items.iter().map(|a| AssetDto::new(a, base)).collect(),
+            data: page.items.iter().map(|a| AssetDto::new(a, urls)).collect(),
         }
     }
 }
@@ -601,7 +648,14 @@ pub struct WebhookEventDto {
 
 impl From<&WebhookEvent> for WebhookEventDto {
     fn from(e: &WebhookEvent) -> Self {
-        let mut asset = AssetDto::new(&e.asset, "");
+        let mut asset = AssetDto::new(
+            &e.asset,
+            Urls {
+                base: "",
+                tokens: &UploadTokens::new(Vec::new()),
+            },
+        );
+        // No event is about an upload that can still be written.
         asset.upload_url = None;
         Self {
             id: e.id.to_string(),

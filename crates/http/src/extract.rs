@@ -11,7 +11,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use roughy_app::{Cursor, PageRequest};
-use roughy_domain::AccountId;
+use roughy_domain::{AccountId, UploadId};
 
 use crate::error::ApiError;
 use crate::HttpState;
@@ -35,6 +35,31 @@ pub async fn authenticate(req: &HttpRequest) -> Result<AccountId, ApiError> {
     let state = state(req)?;
     let token = bearer(req).ok_or_else(ApiError::unauthorized)?;
     Ok(state.ingest.authenticate(token).await?)
+}
+
+/// The `token` query parameter of a direct upload's URL, if the request has one.
+pub fn upload_token(query: &str) -> Option<&str> {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token="))
+}
+
+/// The account a request on an upload URL acts for. With a `token` query parameter (a direct
+/// upload's URL), the token alone decides, whatever `Authorization` says: it must have been
+/// minted for this upload id (else 401 `unauthorized`), and it acts for the upload's owner.
+/// Without one, the bearer key does, as everywhere else.
+pub async fn authenticate_upload(req: &HttpRequest, raw_id: &str) -> Result<AccountId, ApiError> {
+    let Some(token) = upload_token(req.query_string()) else {
+        return authenticate(req).await;
+    };
+    let state = state(req)?;
+    let id = UploadId::parse(raw_id).ok_or_else(ApiError::unauthorized)?;
+    state
+        .settings
+        .upload_tokens
+        .verify(&id, token)
+        .ok_or_else(ApiError::unauthorized)?;
+    Ok(state.ingest.upload_owner(&id).await?)
 }
 
 /// The authenticated caller.

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod direct;
 mod dto;
 mod error;
 mod extract;
@@ -19,8 +20,9 @@ use actix_web::web;
 
 use roughy_app::ports::HealthCheck;
 use roughy_app::Ingest;
-use roughy_domain::AdminToken;
+use roughy_domain::{AdminToken, UploadTokens};
 
+pub use direct::direct_upload_cors;
 pub use error::{ApiError, ErrorBody};
 pub use openapi::openapi_json;
 
@@ -50,6 +52,8 @@ pub struct HttpSettings {
     pub cors_origins: Vec<String>,
     /// How long a PATCH body may be idle before it is cut.
     pub body_idle_timeout: Duration,
+    /// Mints and checks the tokens of direct uploads' URLs (keyed by `ROUGHY_SIGNING_KEY`).
+    pub upload_tokens: UploadTokens,
 }
 
 impl Default for HttpSettings {
@@ -60,6 +64,8 @@ impl Default for HttpSettings {
             admin_token: None,
             cors_origins: vec!["*".to_owned()],
             body_idle_timeout: Duration::from_secs(60),
+            // A key of this process only; the server hands in the configured one.
+            upload_tokens: UploadTokens::new(roughy_domain::ids::random_base62(43).into_bytes()),
         }
     }
 }
@@ -208,6 +214,11 @@ pub async fn not_found() -> ApiError {
     ApiError::not_found()
 }
 
+/// The response headers browsers may read (`Access-Control-Expose-Headers`), lowercase.
+pub const EXPOSED_HEADERS: &str = "location, upload-offset, upload-length, upload-expires, \
+     tus-resumable, tus-version, tus-extension, tus-max-size, idempotent-replayed, \
+     upload-gone-reason, x-request-id";
+
 /// CORS for browser clients: preflights answered without auth, TUS headers exposed.
 pub fn cors(settings: &HttpSettings) -> Cors {
     let mut cors = Cors::default()
@@ -232,19 +243,11 @@ pub fn cors(settings: &HttpSettings) -> Cors {
             header::HeaderName::from_static("x-requested-with"),
             header::HeaderName::from_static(idempotency::IDEMPOTENCY_KEY),
         ])
-        .expose_headers([
-            header::LOCATION,
-            header::HeaderName::from_static("upload-offset"),
-            header::HeaderName::from_static("upload-length"),
-            header::HeaderName::from_static("upload-expires"),
-            header::HeaderName::from_static("tus-resumable"),
-            header::HeaderName::from_static("tus-version"),
-            header::HeaderName::from_static("tus-extension"),
-            header::HeaderName::from_static("tus-max-size"),
-            header::HeaderName::from_static(idempotency::REPLAYED),
-            header::HeaderName::from_static("upload-gone-reason"),
-            header::HeaderName::from_static("x-request-id"),
-        ])
+        .expose_headers(
+            EXPOSED_HEADERS
+                .split(", ")
+                .map(header::HeaderName::from_static),
+        )
         .max_age(86_400);
     if settings.cors_origins.iter().any(|o| o == "*") {
         cors = cors.allow_any_origin().send_wildcard();

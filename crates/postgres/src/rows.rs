@@ -8,9 +8,9 @@ use time::OffsetDateTime;
 
 use roughy_app::ports::{GoneReason, Purge, RepoError};
 use roughy_domain::{
-    Account, AccountId, Asset, AssetFailure, AssetId, AssetState, Credits, DurationMs, Language,
-    LedgerEntry, LedgerEntryId, LedgerKind, MediaFormat, Project, ProjectId, ProjectName,
-    SizeBytes, Staging, Upload, UploadId, UploadState,
+    Account, AccountId, Asset, AssetFailure, AssetId, AssetState, Credits, DirectUpload,
+    DurationMs, Language, LedgerEntry, LedgerEntryId, LedgerKind, MediaFormat, Origin, Project,
+    ProjectId, ProjectName, SizeBytes, Staging, Upload, UploadId, UploadState,
 };
 
 use crate::error::corrupt;
@@ -197,6 +197,9 @@ pub(crate) struct AssetRow {
     pub failure_message: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// `NULL`: not direct; `''`: direct; an origin: direct, CORS for that origin only.
+    #[serde(default)]
+    pub direct_upload: Option<String>,
 }
 
 /// The columns of an asset that its lifecycle changes.
@@ -230,6 +233,11 @@ impl TryFrom<&Asset> for AssetRow {
             failure_code: changes.failure_code,
             failure_message: changes.failure_message,
             created_at: a.created_at,
+            direct_upload: a.direct.as_ref().map(|d| {
+                d.cors_origin
+                    .as_ref()
+                    .map_or_else(String::new, |o| o.as_str().to_owned())
+            }),
         })
     }
 }
@@ -286,6 +294,13 @@ impl TryFrom<AssetRow> for Asset {
                 .transpose()?,
             created_at: row.created_at,
             failure,
+            direct: match row.direct_upload.as_deref() {
+                None => None,
+                Some("") => Some(DirectUpload::default()),
+                Some(origin) => Some(DirectUpload {
+                    cors_origin: Some(Origin::parse(origin).map_err(corrupt)?),
+                }),
+            },
         })
     }
 }

@@ -40,6 +40,7 @@ diesel::table! {
         created_at -> Timestamptz,
         failed_at -> Nullable<Timestamptz>,
         bytes_purged_at -> Nullable<Timestamptz>,
+        direct_upload -> Nullable<Text>,
     }
 }
 

@@ -14,8 +14,9 @@ use roughy_app::ports::{
 };
 use roughy_app::{Clock, Ingest, IngestPorts, NotifyJobSignal, SystemClock};
 use roughy_blobstore::{HmacDownloadLinks, LocalBlobStore, ObjectBlobStore};
+use roughy_domain::UploadTokens;
 use roughy_embedded_postgres::EmbeddedPostgres;
-use roughy_http::HttpState;
+use roughy_http::{HttpSettings, HttpState};
 use roughy_metrics::PrometheusMetrics;
 
 use crate::config::{BlobLocation, Config};
@@ -86,6 +87,13 @@ impl Application {
                 config.data_dir.display()
             )
         })?;
+        // The HMAC key of local download links and of direct uploads' tokens: every process of
+        // a deployment must have the same (ROUGHY_SIGNING_KEY; else kept in the data dir).
+        let signing_key = match &config.storage.signing_key {
+            Some(key) => key.expose_secret().as_bytes().to_vec(),
+            None => roughy_blobstore::load_or_create_key(&config.data_dir.join("signing.key"))
+                .context("failed to load or create the signing key in ROUGHY_DATA_DIR")?,
+        };
         let (sink, blobs, links): (
             Arc<dyn UploadSink>,
             Arc<dyn BlobStore>,
@@ -96,14 +104,7 @@ impl Application {
                     anyhow::anyhow!("failed to open blob storage {}: {e}", blob_root.display())
                 })?);
                 tracing::info!(root = %blob_root.display(), "blob storage: local disk");
-                let signing_key = match &config.storage.signing_key {
-                    Some(key) => key.expose_secret().as_bytes().to_vec(),
-                    None => {
-                        roughy_blobstore::load_or_create_key(&config.data_dir.join("signing.key"))
-                            .context("failed to load or create the signing key in ROUGHY_DATA_DIR")?
-                    }
-                };
-                let links = HmacDownloadLinks::new(signing_key)
+                let links = HmacDownloadLinks::new(signing_key.clone())
                     .map_err(|e| anyhow::anyhow!("invalid ROUGHY_SIGNING_KEY: {e}"))?;
                 (local.clone(), local, Arc::new(links))
             }
@@ -153,9 +154,17 @@ impl Application {
         };
         let ingest = Ingest::new(ports, config.uploads.rules.clone());
 
+        if config.storage.signing_key.is_none()
+            && !matches!(config.storage.blobs, BlobLocation::Local(_))
+        {
+            tracing::warn!("ROUGHY_SIGNING_KEY is unset: direct upload URLs minted by this process are valid only here (set the same key on every process)");
+        }
         let state = HttpState {
             ingest: ingest.clone(),
-            settings: config.http.settings.clone(),
+            settings: HttpSettings {
+                upload_tokens: UploadTokens::new(signing_key),
+                ..config.http.settings.clone()
+            },
             readiness: vec![
                 repository.health.clone(),
                 Arc::new(BlobHealth(blobs)) as Arc<dyn HealthCheck>,
@@ -184,6 +193,10 @@ impl Application {
                 ))
                 .wrap(actix_web::middleware::from_fn(roughy_http::json_utf8))
                 .wrap(roughy_http::cors(&settings))
+                // Outside the CORS layer: a direct upload bound to one origin answers only it.
+                .wrap(actix_web::middleware::from_fn(
+                    roughy_http::direct_upload_cors,
+                ))
                 .wrap(
                     actix_web::middleware::Logger::new("%r %s %b %Dms request_id=%{x-request-id}o")
                         .log_target("roughy::access"),

@@ -236,6 +236,9 @@ pub enum UploadLookup {
 #[cfg_attr(test, automock)]
 #[async_trait]
 pub trait UploadRepo: Send + Sync {
+    /// The account an upload (live, or gone and tombstoned) belongs to, whoever asks: how a
+    /// direct upload's token, which names no account, finds its owner.
+    async fn upload_owner(&self, id: &UploadId) -> Result<Option<AccountId>, RepoError>;
     /// Resolves an upload id for the caller.
     async fn find_upload(
         &self,

@@ -19,6 +19,8 @@ pub struct CreateAsset {
     pub size: SizeBytes,
     /// The language hint.
     pub language: Option<Language>,
+    /// Whether (and for which origin) the upload URL carries a token instead of needing the key.
+    pub direct: Option<roughy_domain::DirectUpload>,
 }
 
 impl Ingest {
@@ -46,13 +48,16 @@ impl Ingest {
             return Err(IngestError::InsufficientCredits);
         }
         let now = roughy_domain::time_format::to_micros(self.ports.clock.now());
-        let asset = Asset::new(
-            account.clone(),
-            command.project_id,
-            command.size,
-            command.language,
-            now,
-        );
+        let asset = Asset {
+            direct: command.direct,
+            ..Asset::new(
+                account.clone(),
+                command.project_id,
+                command.size,
+                command.language,
+                now,
+            )
+        };
         let upload = Upload::open(&asset, now, self.config.upload_ttl);
         let limit = self.config.max_pending_uploads;
         match self.ports.assets.create_asset(&asset, &upload, limit).await {

@@ -42,6 +42,20 @@ impl UploadView {
 }
 
 impl Ingest {
+    /// The account a direct upload's verified token acts for: the upload's owner.
+    ///
+    /// # Errors
+    /// `IngestError::NotFound` when no such upload was ever issued (or its tombstone is
+    /// forgotten); `Unavailable` when the repository does not answer (retryable), `Internal`
+    /// otherwise.
+    pub async fn upload_owner(&self, id: &UploadId) -> Result<AccountId, IngestError> {
+        self.ports
+            .uploads
+            .upload_owner(id)
+            .await?
+            .ok_or(IngestError::NotFound)
+    }
+
     async fn live_upload(&self, account: &AccountId, id: &UploadId) -> Result<Upload, IngestError> {
         match self.ports.uploads.find_upload(account, id).await? {
             UploadLookup::Live(upload) => Ok(upload),

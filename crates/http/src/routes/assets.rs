@@ -8,7 +8,7 @@ use roughy_domain::time_format::http_date;
 use roughy_domain::{AssetId, AssetState, ProjectId};
 
 use super::resource;
-use crate::dto::{upload_url, AssetDetailDto, AssetDto, AssetList, AssetStateDto, CreateAssetBody};
+use crate::dto::{AssetDetailDto, AssetDto, AssetList, AssetStateDto, CreateAssetBody, Urls};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{base_url, Caller, JsonBody, ListQuery};
 use crate::idempotency::once_per_key;
@@ -60,10 +60,14 @@ pub async fn create(
     once_per_key(&req, &caller.0, "POST /v1/assets", &raw, || async {
         let (asset, upload) = state.ingest.create_asset(&caller.0, command).await?;
         let base = base_url(&req);
+        let urls = Urls {
+            base: &base,
+            tokens: &state.settings.upload_tokens,
+        };
         Ok(HttpResponse::Created()
-            .insert_header((header::LOCATION, upload_url(&base, &asset)))
+            .insert_header((header::LOCATION, urls.upload(&asset)))
             .insert_header(("Upload-Expires", http_date(upload.expires_at)))
-            .json(AssetDto::new(&asset, &base)))
+            .json(AssetDto::new(&asset, urls)))
     })
     .await
 }
@@ -83,7 +87,13 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(AssetDetailDto {
         download_url: state.ingest.download_link(&base, &asset).await?,
         cuttable: asset.cuttable(),
-        asset: AssetDto::new(&asset, &base),
+        asset: AssetDto::new(
+            &asset,
+            Urls {
+                base: &base,
+                tokens: &state.settings.upload_tokens,
+            },
+        ),
     }))
 }
 
@@ -121,7 +131,12 @@ pub async fn list(
         },
     };
     let assets = state.ingest.list_assets(&caller.0, &filter, &page).await?;
-    Ok(HttpResponse::Ok().json(AssetList::new(assets, &base_url(&req))))
+    let base = base_url(&req);
+    let urls = Urls {
+        base: &base,
+        tokens: &state.settings.upload_tokens,
+    };
+    Ok(HttpResponse::Ok().json(AssetList::new(assets, urls)))
 }
 
 /// Delete an asset: rows at once, stored bytes purged, pending upload cancelled.

@@ -14,7 +14,7 @@ use roughy_domain::tus::{parse_offset, TUS_EXTENSIONS, TUS_VERSION};
 use roughy_domain::{SizeBytes, UploadId};
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{authenticate, state};
+use crate::extract::{authenticate_upload, state};
 
 /// The methods of `/v1/uploads` (creation is `POST /v1/assets`).
 const ALLOW_COLLECTION: &str = "OPTIONS";
@@ -86,15 +86,15 @@ fn with_expiry(mut response: actix_web::HttpResponseBuilder, view: &UploadView) 
 }
 
 /// The canonical offset for resuming.
-#[utoipa::path(head, path = "/v1/uploads/{id}", operation_id = "get_upload_offset", tag = "uploads", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Upload id"), ("Tus-Resumable" = String, Header, description = "1.0.0")),
+#[utoipa::path(head, path = "/v1/uploads/{id}", operation_id = "get_upload_offset", tag = "uploads", security(("bearer" = []), ()),
+    params(("id" = String, Path, description = "Upload id"), ("token" = Option<String>, Query, description = "A direct upload's token, as its upload_url carries it: with it no Authorization is needed (and the token alone decides); without it the bearer key does"), ("Tus-Resumable" = String, Header, description = "1.0.0")),
     responses(
         (status = 200, description = "Upload state", headers(("Upload-Offset" = u64), ("Upload-Length" = u64), ("Upload-Expires" = String), ("Cache-Control" = String))),
-        (status = 404, description = "Never issued"), (status = 410, description = "Terminated, expired or rejected", headers(("Upload-Gone-Reason" = String, description = "Why: unsupported_media_type (the first chunk was not audio or video), upload_expired, upload_terminated or asset_deleted"))),
+        (status = 401, description = "No valid key, or a token that is not this upload's"), (status = 404, description = "Never issued"), (status = 410, description = "Terminated, expired or rejected", headers(("Upload-Gone-Reason" = String, description = "Why: unsupported_media_type (the first chunk was not audio or video), upload_expired, upload_terminated or asset_deleted"))),
         (status = 412, description = "Tus-Resumable missing or unsupported")))]
 pub async fn head(req: HttpRequest, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     require_tus(&req)?;
-    let account = authenticate(&req).await?;
+    let account = authenticate_upload(&req, &id).await?;
     let view = state(&req)?
         .ingest
         .upload_status(&account, &parse_id(&id)?)
@@ -107,13 +107,14 @@ pub async fn head(req: HttpRequest, id: web::Path<String>) -> Result<HttpRespons
 }
 
 /// Upload one chunk at `Upload-Offset`.
-#[utoipa::path(patch, path = "/v1/uploads/{id}", operation_id = "upload_chunk", tag = "uploads", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Upload id"), ("Tus-Resumable" = String, Header, description = "1.0.0"),
+#[utoipa::path(patch, path = "/v1/uploads/{id}", operation_id = "upload_chunk", tag = "uploads", security(("bearer" = []), ()),
+    params(("id" = String, Path, description = "Upload id"), ("token" = Option<String>, Query, description = "A direct upload's token, as its upload_url carries it: with it no Authorization is needed (and the token alone decides); without it the bearer key does"), ("Tus-Resumable" = String, Header, description = "1.0.0"),
         ("Upload-Offset" = u64, Header, description = "Must equal the stored offset")),
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
     responses(
         (status = 204, description = "Chunk stored", headers(("Upload-Offset" = u64), ("Upload-Expires" = String))),
         (status = 400, body = ErrorBody, description = "invalid_upload_offset or first_chunk_too_small"),
+        (status = 401, body = ErrorBody, description = "unauthorized: no valid key, or a token that is not this upload's"),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "offset_mismatch or unsupported_media_type"),
         (status = 410, body = ErrorBody, description = "upload_gone", headers(("Upload-Gone-Reason" = String, description = "Why: unsupported_media_type (the first chunk was not audio or video), upload_expired, upload_terminated or asset_deleted"))), (status = 412, body = ErrorBody),
         (status = 413, body = ErrorBody, description = "upload_length_exceeded"), (status = 415, body = ErrorBody),
@@ -124,7 +125,7 @@ pub async fn patch(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     require_tus(&req)?;
-    let account = authenticate(&req).await?;
+    let account = authenticate_upload(&req, &id).await?;
     let state = state(&req)?;
     require_offset_octet_stream(&req)?;
     let offset = upload_offset(&req)?;
@@ -178,13 +179,13 @@ fn idle_limited(payload: web::Payload, idle: std::time::Duration) -> ByteStream<
 }
 
 /// Cancel a pending upload and delete its asset and bytes. Idempotent.
-#[utoipa::path(delete, path = "/v1/uploads/{id}", operation_id = "terminate_upload", tag = "uploads", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Upload id"), ("Tus-Resumable" = String, Header, description = "1.0.0")),
-    responses((status = 204, description = "Cancelled (or already gone)"), (status = 404, body = ErrorBody),
+#[utoipa::path(delete, path = "/v1/uploads/{id}", operation_id = "terminate_upload", tag = "uploads", security(("bearer" = []), ()),
+    params(("id" = String, Path, description = "Upload id"), ("token" = Option<String>, Query, description = "A direct upload's token, as its upload_url carries it: with it no Authorization is needed (and the token alone decides); without it the bearer key does"), ("Tus-Resumable" = String, Header, description = "1.0.0")),
+    responses((status = 204, description = "Cancelled (or already gone)"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "upload_complete: delete the asset instead"), (status = 412, body = ErrorBody)))]
 pub async fn delete(req: HttpRequest, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     require_tus(&req)?;
-    let account = authenticate(&req).await?;
+    let account = authenticate_upload(&req, &id).await?;
     state(&req)?
         .ingest
         .terminate_upload(&account, &parse_id(&id)?)

@@ -25,6 +25,15 @@ fn active<'a>(
 
 #[async_trait]
 impl UploadRepo for MemoryRepository {
+    async fn upload_owner(&self, id: &UploadId) -> Result<Option<AccountId>, RepoError> {
+        let state = self.state()?;
+        Ok(state
+            .uploads
+            .get(id)
+            .map(|u| u.account_id.clone())
+            .or_else(|| state.tombstones.get(id).map(|t| t.account_id.clone())))
+    }
+
     async fn find_upload(
         &self,
         account: &AccountId,

@@ -94,6 +94,31 @@ struct NewJob<'a> {
 
 #[async_trait]
 impl UploadRepo for PgRepository {
+    #[tracing::instrument(skip_all, fields(upload = %id))]
+    async fn upload_owner(&self, id: &UploadId) -> Result<Option<AccountId>, RepoError> {
+        let mut conn = self.conn().await?;
+        let live: Option<String> = uploads::table
+            .find(id.as_str())
+            .select(uploads::account_id)
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(db_error)?;
+        let owner = match live {
+            Some(owner) => Some(owner),
+            None => upload_tombstones::table
+                .find(id.as_str())
+                .select(upload_tombstones::account_id)
+                .first(&mut conn)
+                .await
+                .optional()
+                .map_err(db_error)?,
+        };
+        owner
+            .map(|o| crate::rows::stored_id!(AccountId, o))
+            .transpose()
+    }
+
     #[tracing::instrument(skip_all, fields(upload = %id, account = %account))]
     async fn find_upload(
         &self,

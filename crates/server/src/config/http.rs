@@ -71,6 +71,8 @@ impl HttpConfig {
                     60,
                     BODY_IDLE_TIMEOUT,
                 )?,
+                // Keyed at start-up with the signing key (storage section).
+                ..HttpSettings::default()
             },
         })
     }

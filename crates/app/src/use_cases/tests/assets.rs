@@ -15,6 +15,7 @@ fn command(project: &ProjectId) -> CreateAsset {
         project_id: project.clone(),
         size: SizeBytes::new(5_000).expect("valid"),
         language: Some(Language::parse("DE").expect("valid")),
+        direct: None,
     }
 }
 
