@@ -48,7 +48,7 @@ async fn the_backlog_follows_uploads_jobs_and_purges() {
 #[tokio::test]
 async fn the_backlog_counts_webhook_deliveries_until_they_are_delivered() {
     use roughy_app::ports::WebhookRepo;
-    use roughy_domain::{Attempt, EventKind, Webhook, WebhookUrl};
+    use roughy_domain::{EventKind, Webhook, WebhookUrl};
     use time::Duration;
 
     let w = World::new().await;
@@ -80,14 +80,6 @@ async fn the_backlog_counts_webhook_deliveries_until_they_are_delivered() {
         2,
         "claimed is still pending"
     );
-    let ok = Attempt {
-        at: at(3),
-        status: Some(204),
-        error: None,
-        duration_ms: 1,
-    };
-    let mut done = claim.delivery.clone();
-    done.after_attempt(&ok, Duration::seconds(30));
-    assert!(w.repo.record_attempt(&claim, &ok, &done).await.unwrap());
+    assert!(w.answer(&claim, at(3), Ok(204)).await.1);
     assert_eq!(w.repo.backlog().await.unwrap().pending_deliveries, 1);
 }

@@ -12,12 +12,12 @@ use tokio::sync::Mutex;
 
 use crate::adapter::{fresh_repository, locks_of, Repo};
 use roughy_app::ports::{
-    AccountRepo, AssetRepo, JobOutcome, JobRepo, ProjectRepo, UploadFence, UploadLease,
-    UploadLocks, UploadLookup, UploadRepo,
+    AccountRepo, AssetRepo, ClaimedDelivery, JobOutcome, JobRepo, ProjectRepo, UploadFence,
+    UploadLease, UploadLocks, UploadLookup, UploadRepo, WebhookRepo,
 };
 use roughy_app::PageRequest;
 use roughy_domain::{
-    Account, AccountId, Asset, AssetState, DurationMs, LedgerEntry, MediaFormat, Project,
+    Account, AccountId, Asset, AssetState, Attempt, DurationMs, LedgerEntry, MediaFormat, Project,
     ProjectId, SizeBytes, Staging, Upload, UploadId,
 };
 
@@ -223,6 +223,31 @@ impl World {
         let state = self.measure_next(created, minutes(charge)).await;
         assert_eq!(state, AssetState::PendingPayment);
         asset
+    }
+
+    /// Records an attempt of `claim` made at `at`: answered `Ok(status)`, or not answered
+    /// `Err(why)`, with the state the domain's retry rule gives it (first retry after 30 s).
+    /// Returns the attempt and whether the store recorded it (the claim was current).
+    pub async fn answer(
+        &self,
+        claim: &ClaimedDelivery,
+        at: OffsetDateTime,
+        answer: Result<u16, &str>,
+    ) -> (Attempt, bool) {
+        let attempt = Attempt {
+            at,
+            status: answer.ok(),
+            error: answer.err().map(str::to_owned),
+            duration_ms: 3,
+        };
+        let mut after = claim.delivery.clone();
+        after.after_attempt(&attempt, Duration::seconds(30));
+        let recorded = self
+            .repo
+            .record_attempt(claim, &attempt, &after)
+            .await
+            .expect("the repository answers");
+        (attempt, recorded)
     }
 
     /// The asset as stored now.

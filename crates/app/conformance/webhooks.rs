@@ -8,7 +8,7 @@ use roughy_app::ports::{
     AccountRepo, AssetRepo, GoneReason, JobOutcome, JobRepo, ProjectRepo, UploadRepo, WebhookRepo,
 };
 use roughy_domain::{
-    AccountId, AssetFailure, AssetState, Attempt, DeliveryState, EventKind, Webhook, WebhookUrl,
+    AccountId, AssetFailure, AssetState, DeliveryState, EventKind, Webhook, WebhookUrl,
 };
 
 use crate::support::{at, first, minutes, World};
@@ -304,24 +304,10 @@ async fn claims_are_exclusive_and_leased_and_an_attempt_is_recorded_once_per_cla
     );
 
     // The receiver answered 500: the retry is due 30 s later.
-    let failed = Attempt {
-        at: at(10),
-        status: Some(500),
-        error: None,
-        duration_ms: 12,
-    };
-    let mut after = claim.delivery.clone();
-    after.after_attempt(&failed, Duration::seconds(30));
-    assert!(w
-        .repo
-        .record_attempt(&claim, &failed, &after)
-        .await
-        .unwrap());
+    let (failed, recorded) = w.answer(&claim, at(10), Ok(500)).await;
+    assert!(recorded);
     assert!(
-        !w.repo
-            .record_attempt(&claim, &failed, &after)
-            .await
-            .unwrap(),
+        !w.answer(&claim, at(10), Ok(500)).await.1,
         "a claim records one attempt"
     );
     assert!(w
@@ -347,24 +333,9 @@ async fn claims_are_exclusive_and_leased_and_an_attempt_is_recorded_once_per_cla
         .unwrap()
         .remove(0);
     assert_ne!(taken.lease, dead.lease);
-    let refused = Attempt {
-        at: at(100),
-        status: None,
-        error: Some("connection refused".into()),
-        duration_ms: 1,
-    };
-    let mut late = dead.delivery.clone();
-    late.after_attempt(&refused, Duration::seconds(30));
-    assert!(!w.repo.record_attempt(&dead, &refused, &late).await.unwrap());
-    let ok = Attempt {
-        at: at(101),
-        status: Some(204),
-        error: None,
-        duration_ms: 3,
-    };
-    let mut done = taken.delivery.clone();
-    done.after_attempt(&ok, Duration::seconds(30));
-    assert!(w.repo.record_attempt(&taken, &ok, &done).await.unwrap());
+    assert!(!w.answer(&dead, at(100), Err("connection refused")).await.1);
+    let (ok, recorded) = w.answer(&taken, at(101), Ok(204)).await;
+    assert!(recorded);
     assert!(
         w.repo
             .claim_deliveries(at(10_000), lease, 10)
@@ -486,15 +457,7 @@ async fn pruning_forgets_finished_deliveries_older_than_the_cutoff_only() {
         .await
         .unwrap()
         .remove(0);
-    let ok = Attempt {
-        at: at(10),
-        status: Some(200),
-        error: None,
-        duration_ms: 1,
-    };
-    let mut done = claim.delivery.clone();
-    done.after_attempt(&ok, Duration::seconds(30));
-    assert!(w.repo.record_attempt(&claim, &ok, &done).await.unwrap());
+    assert!(w.answer(&claim, at(10), Ok(200)).await.1);
 
     assert_eq!(
         w.repo.prune_deliveries(at(10)).await.unwrap(),
