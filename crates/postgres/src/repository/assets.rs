@@ -12,7 +12,7 @@ use roughy_domain::{AccountId, Asset, AssetId, AssetState, Upload};
 use super::{bury, record_purges, stagings_of, Deleted, PgRepository};
 use crate::error::{db_error, StoreError};
 use crate::rows::{overfetch, AssetRow, UploadRow};
-use crate::schema::{accounts, assets, upload_tombstones, uploads};
+use crate::schema::{assets, upload_tombstones, uploads};
 
 #[async_trait]
 impl AssetRepo for PgRepository {
@@ -37,16 +37,7 @@ impl AssetRepo for PgRepository {
         conn.transaction::<_, StoreError, _>(async |conn| {
             // Creates of one account take turns on its row, so the count below cannot be
             // overtaken by a concurrent create (the limit holds exactly).
-            let account: Option<String> = accounts::table
-                .find(asset.account_id.as_str())
-                .select(accounts::id)
-                .for_no_key_update()
-                .first(conn)
-                .await
-                .optional()?;
-            if account.is_none() {
-                return Err(RepoError::NotFound.into());
-            }
+            super::lock_account(conn, asset.account_id.as_str()).await?;
             let pending: i64 = assets::table
                 .filter(assets::account_id.eq(asset.account_id.as_str()))
                 .filter(assets::state.eq(AssetState::PendingUpload.as_str()))

@@ -214,6 +214,24 @@ impl HealthCheck for PgRepository {
     }
 }
 
+/// Takes the account row's lock for the rest of the transaction (`FOR NO KEY UPDATE`: rows
+/// referencing the account can still be written), so an account's creates that check a limit
+/// take turns and the count they read holds. `NotFound` when there is no such account.
+async fn lock_account(conn: &mut AsyncPgConnection, id: &str) -> Result<(), StoreError> {
+    use crate::schema::accounts;
+    let account: Option<String> = accounts::table
+        .find(id)
+        .select(accounts::id)
+        .for_no_key_update()
+        .first(conn)
+        .await
+        .optional()?;
+    match account {
+        Some(_) => Ok(()),
+        None => Err(RepoError::NotFound.into()),
+    }
+}
+
 /// A tombstone, written when an upload's rows are deleted.
 #[derive(Debug, Insertable)]
 #[diesel(table_name = upload_tombstones)]

@@ -25,19 +25,28 @@ use roughy_domain::{
 use super::PgRepository;
 use crate::error::{corrupt, db_error, StoreError};
 use crate::rows::{overfetch, stored_id, to_i64, AssetRow};
-use crate::schema::{accounts, webhook_attempts, webhook_deliveries, webhooks};
+use crate::schema::{webhook_attempts, webhook_deliveries, webhooks};
 
-type WebhookColumns = (
-    String,
-    String,
-    String,
-    Vec<Option<String>>,
-    String,
-    OffsetDateTime,
-);
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = webhooks, check_for_backend(diesel::pg::Pg))]
+struct WebhookRow {
+    id: String,
+    account_id: String,
+    url: String,
+    events: Vec<Option<String>>,
+    secret: String,
+    created_at: OffsetDateTime,
+}
 
-fn webhook(row: WebhookColumns) -> Result<Webhook, RepoError> {
-    let (id, account_id, url, events, secret, created_at) = row;
+fn webhook(row: WebhookRow) -> Result<Webhook, RepoError> {
+    let WebhookRow {
+        id,
+        account_id,
+        url,
+        events,
+        secret,
+        created_at,
+    } = row;
     let events = events
         .into_iter()
         .map(|e| {
@@ -54,24 +63,6 @@ fn webhook(row: WebhookColumns) -> Result<Webhook, RepoError> {
         secret: WebhookSecret::from_stored(secret),
         created_at,
     })
-}
-
-fn webhook_columns() -> (
-    webhooks::id,
-    webhooks::account_id,
-    webhooks::url,
-    webhooks::events,
-    webhooks::secret,
-    webhooks::created_at,
-) {
-    (
-        webhooks::id,
-        webhooks::account_id,
-        webhooks::url,
-        webhooks::events,
-        webhooks::secret,
-        webhooks::created_at,
-    )
 }
 
 #[derive(Debug, Queryable, Selectable, Insertable)]
@@ -193,16 +184,7 @@ impl WebhookRepo for PgRepository {
         let created = conn
             .transaction::<_, StoreError, _>(async |conn| {
                 // The account row's lock serialises registrations, so the count holds.
-                let found: Option<String> = accounts::table
-                    .find(hook.account_id.as_str())
-                    .select(accounts::id)
-                    .for_update()
-                    .first(conn)
-                    .await
-                    .optional()?;
-                if found.is_none() {
-                    return Err(RepoError::NotFound.into());
-                }
+                super::lock_account(conn, hook.account_id.as_str()).await?;
                 let count: i64 = webhooks::table
                     .filter(webhooks::account_id.eq(hook.account_id.as_str()))
                     .select(count_star())
@@ -235,10 +217,10 @@ impl WebhookRepo for PgRepository {
     #[tracing::instrument(skip_all, fields(account = %account))]
     async fn list_webhooks(&self, account: &AccountId) -> Result<Vec<Webhook>, RepoError> {
         let mut conn = self.conn().await?;
-        let rows: Vec<WebhookColumns> = webhooks::table
+        let rows: Vec<WebhookRow> = webhooks::table
             .filter(webhooks::account_id.eq(account.as_str()))
             .order((webhooks::created_at.asc(), webhooks::id.asc()))
-            .select(webhook_columns())
+            .select(WebhookRow::as_select())
             .load(&mut conn)
             .await
             .map_err(db_error)?;
@@ -255,8 +237,8 @@ impl WebhookRepo for PgRepository {
         webhooks::table
             .find(id.as_str())
             .filter(webhooks::account_id.eq(account.as_str()))
-            .select(webhook_columns())
-            .first::<WebhookColumns>(&mut conn)
+            .select(WebhookRow::as_select())
+            .first::<WebhookRow>(&mut conn)
             .await
             .optional()
             .map_err(db_error)?
