@@ -11,6 +11,7 @@ mod admin;
 mod assets;
 mod auth;
 mod billing;
+mod clients;
 mod conventions;
 mod direct_uploads;
 mod downloads;
