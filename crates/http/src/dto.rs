@@ -16,10 +16,11 @@ use roughy_domain::{
 use crate::extract::encode_cursor;
 
 /// `POST /v1/projects`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProjectBody {
-    /// Optional, 1 to 200 characters.
+    /// Optional, 1 to 200 characters, without U+0000.
+    #[schema(min_length = 1, max_length = 200, pattern = "^[^\\x00]+$")]
     pub name: Option<String>,
 }
 
@@ -78,9 +79,11 @@ pub struct CreateAssetBody {
     /// The owning project.
     pub project_id: String,
     /// Exact byte count of the file to upload: 64 to 53687091200.
+    #[schema(minimum = 64, maximum = 53_687_091_200_u64)]
     pub size_bytes: u64,
     /// Optional ISO 639-1 code (2 letters, normalised to lowercase); null auto-detects.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z]{2}$")]
     pub language: Option<String>,
     /// `true`: the upload URL (`Location`, `upload_url`) carries a signed token
     /// (`?token=…`), and HEAD, PATCH, DELETE and OPTIONS on that exact URL need no
@@ -90,7 +93,11 @@ pub struct CreateAssetBody {
     /// With `direct_upload` only: the one web origin (`https://app.example.com`) that gets CORS
     /// answers for the upload URL. Unset: the service's CORS settings apply.
     #[serde(default)]
-    #[schema(example = "https://app.example.com", max_length = 300)]
+    #[schema(
+        example = "https://app.example.com",
+        max_length = 300,
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://([0-9A-Za-z.-]+|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?/?$"
+    )]
     pub cors_origin: Option<String>,
 }
 

@@ -133,7 +133,7 @@ pub(crate) fn json_content_type_ok(req: &HttpRequest) -> bool {
 /// trailing comma. Well-formed JSON that `T` refuses (wrong type, missing, unknown or duplicate
 /// field) is 422 `validation_error` naming the field, and so is any top-level value other than
 /// an object (`body`), which serde would otherwise read as a struct's fields in order
-/// (`[…]`). A valid body is parsed once; only a refusal has the whole body checked for syntax
+/// (`[…]`), except `null` for a `T` that takes it (an optional body). A valid body is parsed once; only a refusal has the whole body checked for syntax
 /// (as a [`serde_json::Value`]) before it is answered.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let refused =
@@ -141,7 +141,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             Err(syntax) => ApiError::invalid_json(syntax.to_string()),
             Ok(_) => ApiError::validation(&field, message),
         };
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+    // `null` is read by serde as what it is: `None` for an optional body, a refusal otherwise.
+    let is_null = bytes.trim_ascii() == b"null";
+    if !is_null && bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(refused(
             "body".to_owned(),
             "must be a JSON object".to_owned(),
@@ -197,8 +199,9 @@ impl ListQuery {
                 .filter(|n| (1..=PageRequest::MAX_LIMIT).contains(n))
                 .ok_or_else(|| ApiError::validation("limit", "must be an integer from 1 to 100"))?,
         };
-        let cursor = match &self.cursor {
-            None => None,
+        let cursor = match self.cursor.as_deref() {
+            // `cursor=` (empty) is the first page, as no cursor is.
+            None | Some("") => None,
             Some(raw) => Some(
                 decode_cursor(raw)
                     .ok_or_else(|| ApiError::validation("cursor", "malformed cursor"))?,

@@ -37,7 +37,7 @@ fn parse_id(raw: &str) -> Result<AssetId, ApiError> {
 /// there until the file is fully uploaded.
 #[utoipa::path(post, path = "/v1/assets", operation_id = "create_asset", tag = "assets", request_body = CreateAssetBody,
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, max_length = 255, description = "Makes a retry safe: the same key with the same body within 24 hours returns the first response (same asset, same Location, with Idempotent-Replayed: true); another body under the key is 422 idempotency_key_reused; while the first request runs, 409 idempotency_key_in_use. 1 to 255 printable ASCII characters, scoped to the account. A refused create does not keep the key.")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]([ -~]*[!-~])?$", description = "Makes a retry safe: the same key with the same body within 24 hours returns the first response (same asset, same Location, with Idempotent-Replayed: true); another body under the key is 422 idempotency_key_reused; while the first request runs, 409 idempotency_key_in_use. 1 to 255 printable ASCII characters, scoped to the account. A refused create does not keep the key.")),
     responses(
         (status = 201, body = AssetDto, headers(
             ("Location" = String, description = "Absolute TUS upload URL"),
@@ -100,10 +100,10 @@ pub async fn get(
 /// List assets, newest first.
 #[utoipa::path(get, path = "/v1/assets", operation_id = "list_assets", tag = "assets", security(("bearer" = [])),
     params(
-        ("project_id" = Option<String>, Query, description = "Only this project's assets"),
+        ("project_id" = Option<String>, Query, pattern = "^prj_[0-9A-Za-z]{1,64}$", description = "Only this project's assets"),
         ("state" = Option<AssetStateDto>, Query, description = "pending_upload, processing, pending_payment, ready or failed"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 50"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+        ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]*$", description = "next_cursor of the previous page; empty or absent: the first page")),
     responses((status = 200, body = AssetList), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list(
     req: HttpRequest,
@@ -142,7 +142,7 @@ pub async fn list(
 /// Delete an asset: rows at once, stored bytes purged, pending upload cancelled.
 #[utoipa::path(delete, path = "/v1/assets/{id}", operation_id = "delete_asset", tag = "assets", security(("bearer" = [])),
     params(("id" = String, Path, description = "Asset id")),
-    responses((status = 204, description = "Deleted."), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "Deleted."), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     state: web::Data<HttpState>,
     caller: Caller,

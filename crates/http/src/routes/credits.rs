@@ -26,7 +26,7 @@ pub async fn balance(
 
 /// The credit ledger, newest first.
 #[utoipa::path(get, path = "/v1/credits/ledger", operation_id = "list_ledger", tag = "credits", security(("bearer" = [])),
-    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 50"), ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]*$", description = "next_cursor of the previous page; empty or absent: the first page")),
     responses((status = 200, body = LedgerList), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn ledger(
     state: web::Data<HttpState>,

@@ -29,9 +29,9 @@ fn parse_id(raw: &str) -> Result<ProjectId, ApiError> {
 }
 
 /// Create a project.
-#[utoipa::path(post, path = "/v1/projects", operation_id = "create_project", tag = "projects", request_body = CreateProjectBody,
+#[utoipa::path(post, path = "/v1/projects", operation_id = "create_project", tag = "projects", request_body(content = Option<CreateProjectBody>, description = "Optional: no body is `{}`"),
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, max_length = 255, description = "Makes a retry safe: the same key with the same body within 24 hours returns the first response (Idempotent-Replayed: true); another body under the key is 422 idempotency_key_reused; while the first request runs, 409 idempotency_key_in_use. 1 to 255 printable ASCII characters, scoped to the account.")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]([ -~]*[!-~])?$", description = "Makes a retry safe: the same key with the same body within 24 hours returns the first response (Idempotent-Replayed: true); another body under the key is 422 idempotency_key_reused; while the first request runs, 409 idempotency_key_in_use. 1 to 255 printable ASCII characters, scoped to the account.")),
     responses(
         (status = 201, body = ProjectDto, headers(("Idempotent-Replayed" = String, description = "`true` on a response replayed for an Idempotency-Key"))),
         (status = 401, body = ErrorBody),
@@ -41,10 +41,11 @@ pub async fn create(
     req: HttpRequest,
     state: web::Data<HttpState>,
     caller: Caller,
-    body: JsonBody<CreateProjectBody>,
+    body: JsonBody<Option<CreateProjectBody>>,
 ) -> Result<HttpResponse, ApiError> {
+    // No body, `{}` and `null` are the same request: a project without a name.
     let JsonBody(body, raw) = body;
-    let name = body.try_into_domain()?;
+    let name = body.unwrap_or_default().try_into_domain()?;
     once_per_key(&req, &caller.0, "POST /v1/projects", &raw, || async {
         let project = state.ingest.create_project(&caller.0, name).await?;
         Ok(HttpResponse::Created().json(ProjectDto::from(project)))
@@ -54,7 +55,7 @@ pub async fn create(
 
 /// List projects, newest first.
 #[utoipa::path(get, path = "/v1/projects", operation_id = "list_projects", tag = "projects", security(("bearer" = [])),
-    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 50"), ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]*$", description = "next_cursor of the previous page; empty or absent: the first page")),
     responses((status = 200, body = ProjectList), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list(
     state: web::Data<HttpState>,
@@ -71,7 +72,7 @@ pub async fn list(
 /// Get a project.
 #[utoipa::path(get, path = "/v1/projects/{id}", operation_id = "get_project", tag = "projects", security(("bearer" = [])),
     params(("id" = String, Path, description = "Project id")),
-    responses((status = 200, body = ProjectDto), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ProjectDto), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(
     state: web::Data<HttpState>,
     caller: Caller,
@@ -84,7 +85,7 @@ pub async fn get(
 /// Delete a project and its assets.
 #[utoipa::path(delete, path = "/v1/projects/{id}", operation_id = "delete_project", tag = "projects", security(("bearer" = [])),
     params(("id" = String, Path, description = "Project id")),
-    responses((status = 204, description = "Deleted, with its assets."), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "Deleted, with its assets."), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     state: web::Data<HttpState>,
     caller: Caller,
