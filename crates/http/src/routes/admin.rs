@@ -45,7 +45,7 @@ fn account_id(raw: &str) -> Result<AccountId, ApiError> {
 
 /// Create an account (balance 0).
 #[utoipa::path(post, path = "/admin/v1/accounts", operation_id = "create_account", tag = "admin", request_body = CreateAccountBody,
-    security(("admin" = [])), responses((status = 201, body = AccountDto), (status = 401, body = ErrorBody)))]
+    security(("admin" = [])), responses((status = 201, body = AccountDto), (status = 400, body = ErrorBody, description = "invalid_json"), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_account(
     req: HttpRequest,
     state: web::Data<HttpState>,
@@ -92,7 +92,7 @@ pub async fn revoke_key(
 /// Credit an account; activates its `pending_payment` assets the balance covers, oldest first.
 #[utoipa::path(post, path = "/admin/v1/accounts/{id}/top-ups", operation_id = "top_up", tag = "admin", request_body = TopUpBody,
     security(("admin" = [])), params(("id" = String, Path, description = "Account id")),
-    responses((status = 201, body = LedgerEntryDto), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = LedgerEntryDto), (status = 400, body = ErrorBody, description = "invalid_json"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn top_up(
     req: HttpRequest,
     state: web::Data<HttpState>,

@@ -34,7 +34,7 @@ fn parse_id(raw: &str) -> Result<ProjectId, ApiError> {
     params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]([ -~]*[!-~])?$", description = "Makes a retry safe: the same key with the same body within 24 hours returns the first response (Idempotent-Replayed: true); another body under the key is 422 idempotency_key_reused; while the first request runs, 409 idempotency_key_in_use. 1 to 255 printable ASCII characters, scoped to the account.")),
     responses(
         (status = 201, body = ProjectDto, headers(("Idempotent-Replayed" = String, description = "`true` on a response replayed for an Idempotency-Key"))),
-        (status = 401, body = ErrorBody),
+        (status = 400, body = ErrorBody, description = "invalid_json"), (status = 401, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "idempotency_key_in_use"),
         (status = 422, body = ErrorBody, description = "validation_error or idempotency_key_reused")))]
 pub async fn create(
