@@ -25,13 +25,13 @@ test-suites:
 	ROUGHY_TEST_WIRING=postgres $(CARGO) nextest run -p roughy-tests --no-fail-fast
 	ROUGHY_TEST_WIRING=postgres-s3 $(CARGO) nextest run -p roughy-tests --no-fail-fast
 
-## The real clients: tus-js-client (npm) and tuspy (PyPI), and the SDK generators and type
+## The real clients: tus-js-client (npm) and tuspy (PyPI), the SDK generators and type
 ## checkers of the generated-client tests (openapi-python-client + mypy, openapi-typescript +
-## typescript).
+## typescript), and Playwright for the browser tests (which drive the machine's chromium).
 test-deps:
 	npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
 	npm ci --prefix tests/clients/typescript --no-audit --no-fund --loglevel=error
-	python3 -m pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt -r tests/clients/python/requirements.txt
+	python3 -m pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt -r tests/clients/python/requirements.txt -r tests/browser/requirements.txt
 
 ## The toolchain rust-toolchain.toml pins (linked from the machine's stable of the same release
 ## when there is one, so nothing is downloaded).

@@ -12,6 +12,7 @@ mod assets;
 mod auth;
 mod billing;
 mod clients;
+mod console;
 mod conventions;
 mod direct_uploads;
 mod downloads;

@@ -114,6 +114,7 @@ pub fn configure(state: HttpState) -> impl FnOnce(&mut web::ServiceConfig) {
         routes::credits::configure(cfg);
         routes::downloads::configure(cfg);
         routes::webhooks::configure(cfg);
+        routes::console::configure(cfg);
         if admin {
             routes::admin::configure(cfg);
         }

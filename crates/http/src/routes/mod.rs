@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod assets;
+pub mod console;
 pub mod credits;
 pub mod downloads;
 pub mod ops;
