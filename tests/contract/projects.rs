@@ -310,3 +310,32 @@ async fn delete_project_deletes_its_assets_and_their_bytes() {
     // Nothing is refunded: one top-up, two charges.
     assert_eq!(app.balance(&t).await, 8);
 }
+
+/// The create-project body is optional: no body, `{}` and `null` each make a project without a
+/// name (the OpenAPI document declares the body optional and nullable).
+#[tokio::test]
+async fn a_create_project_body_may_be_absent_empty_or_null() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant(0).await;
+    for body in ["", "{}", "null", " null "] {
+        let r = app
+            .req(Method::POST, "/v1/projects", &t.key)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED, "{body:?}");
+        let project: Value = r.json().await.unwrap();
+        assert_eq!(project["name"], Value::Null, "{body:?}");
+    }
+    // Any other non-object is still refused.
+    let r = app
+        .req(Method::POST, "/v1/projects", &t.key)
+        .header("Content-Type", "application/json")
+        .body("[]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
