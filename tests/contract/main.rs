@@ -11,6 +11,7 @@ mod admin;
 mod assets;
 mod auth;
 mod billing;
+mod browser;
 mod clients;
 mod console;
 mod conventions;
