@@ -27,11 +27,12 @@ test-suites:
 
 ## The real clients: tus-js-client (npm) and tuspy (PyPI), the SDK generators and type
 ## checkers of the generated-client tests (openapi-python-client + mypy, openapi-typescript +
-## typescript), and Playwright for the browser tests (which drive the machine's chromium).
+## typescript), Playwright for the browser tests (which drive the machine's chromium), and
+## Schemathesis for the OpenAPI conformance test.
 test-deps:
 	npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
 	npm ci --prefix tests/clients/typescript --no-audit --no-fund --loglevel=error
-	python3 -m pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt -r tests/clients/python/requirements.txt -r tests/browser/requirements.txt
+	python3 -m pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt -r tests/clients/python/requirements.txt -r tests/browser/requirements.txt -r tests/schemathesis/requirements.txt
 
 ## The toolchain rust-toolchain.toml pins (linked from the machine's stable of the same release
 ## when there is one, so nothing is downloaded).

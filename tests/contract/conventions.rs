@@ -548,6 +548,33 @@ async fn malformed_json_is_400_invalid_json() {
 }
 
 #[tokio::test]
+async fn an_integer_field_takes_a_whole_number_written_as_a_float() {
+    // JSON has one number type: JSON Schema, and so every generated client, calls 1000.0 the
+    // integer 1000 (Python's json writes floats that way).
+    let app = TestApp::spawn().await;
+    let t = app.tenant(10).await;
+    let project = app.project(&t).await;
+    let r = app
+        .req(Method::POST, "/v1/assets", &t.key)
+        .header("Content-Type", "application/json")
+        .body(format!(
+            r#"{{"project_id": "{project}", "size_bytes": 1000.0}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let asset: Value = r.json().await.unwrap();
+    let id = asset["id"].as_str().unwrap();
+    let url = asset["upload_url"].as_str().unwrap();
+    assert_eq!(
+        header_str(&app.head(&t, url).await, "upload-length"),
+        "1000",
+        "{id}"
+    );
+}
+
+#[tokio::test]
 async fn wrong_field_type_is_422_validation_error_naming_the_field() {
     let app = TestApp::spawn().await;
     let t = app.tenant(10).await;
@@ -575,6 +602,12 @@ async fn wrong_field_type_is_422_validation_error_naming_the_field() {
         ("/v1/assets", json!("x"), "body"),
         // serde would read an array as the struct's fields in order: not an object, refused.
         ("/v1/assets", json!([project, 1000]), "body"),
+        // A number with a fraction is no integer.
+        (
+            "/v1/assets",
+            json!({"project_id": project, "size_bytes": 1000.5}),
+            "size_bytes",
+        ),
     ];
     for (path, body, field) in cases {
         let r = app

@@ -24,6 +24,7 @@ mod metrics;
 mod operations;
 mod processing;
 mod projects;
+mod schemathesis;
 mod smoke;
 mod tus_protocol;
 mod uploads;

@@ -168,6 +168,47 @@ async fn bad_registrations_are_422_validation_error() {
 }
 
 #[tokio::test]
+async fn the_21st_endpoint_of_an_account_is_409_too_many_webhooks_until_one_is_deleted() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant(0).await;
+    let register = || async {
+        app.req(Method::POST, "/v1/webhooks", &t.key)
+            .json(&json!({"url": "http://127.0.0.1:9/hook", "events": ["asset.ready"]}))
+            .send()
+            .await
+            .unwrap()
+    };
+    let mut first = None;
+    for _ in 0..20 {
+        let r = register().await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let body: Value = r.json().await.unwrap();
+        first.get_or_insert(body["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        error_code(register().await).await,
+        (StatusCode::CONFLICT, "too_many_webhooks".into())
+    );
+    // Another account is not counted against this one.
+    let other = app.tenant(0).await;
+    let r = app
+        .req(Method::POST, "/v1/webhooks", &other.key)
+        .json(&json!({"url": "http://127.0.0.1:9/hook", "events": ["asset.ready"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let first = first.unwrap();
+    let r = app
+        .req(Method::DELETE, &format!("/v1/webhooks/{first}"), &t.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(register().await.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
 async fn private_loopback_and_link_local_destinations_are_refused_unless_allowed() {
     let app = TestApp::spawn_with(|c| c.webhooks.transport.allow_private = false).await;
     let t = app.tenant(0).await;

@@ -75,6 +75,12 @@ pub enum IngestError {
         /// The limit in force.
         limit: u32,
     },
+    /// The account has as many webhook endpoints as it may.
+    #[error("an account has at most {limit} webhooks; delete one first")]
+    TooManyWebhooks {
+        /// The limit in force.
+        limit: usize,
+    },
     /// The `Idempotency-Key` was used for another request (another route or body).
     #[error("this Idempotency-Key was used for another request; use a new key for a new request")]
     IdempotencyKeyReused,

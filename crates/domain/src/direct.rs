@@ -51,11 +51,20 @@ impl Origin {
                 None => (rest, None),
             }
         };
+        // A name or IPv4 address of letters, digits, `.` and `-`; or an IPv6 address in brackets.
         let host_ok = !host.is_empty()
             && host.len() <= 253
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b));
+            && match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+                Some(v6) => {
+                    !v6.is_empty()
+                        && v6
+                            .bytes()
+                            .all(|b| b.is_ascii_hexdigit() || b":.".contains(&b))
+                }
+                None => host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b)),
+            };
         let port_ok =
             port.is_none_or(|p| p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok());
         (host_ok && port_ok)
@@ -173,6 +182,10 @@ mod tests {
             "https://app.example.com?x",
             "*",
             "null",
+            "https://a]b",
+            "https://[]",
+            "https://[zz::1]",
+            "https://a_b.example",
         ] {
             assert_eq!(Origin::parse(bad), Err(OriginError), "{bad:?}");
         }

@@ -72,6 +72,46 @@ impl From<Page<Project>> for ProjectList {
     }
 }
 
+/// Integer fields as JSON Schema reads them: JSON has one number type, and `1574.0` is the
+/// integer 1574 (generated clients and Python's `json` send such numbers). A fraction, or a
+/// float past 2^53 where it stops counting exactly, is refused as any non-integer is.
+mod json_integer {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer};
+    use serde_json::Number;
+
+    /// The largest float that still names one integer exactly.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+
+    fn integral(n: &Number) -> Option<f64> {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && (-EXACT..=EXACT).contains(f))
+    }
+
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "integral() allows only whole floats within 2^53, which u64/i64 hold exactly"
+    )]
+    pub(super) fn unsigned<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let n = Number::deserialize(d)?;
+        n.as_u64()
+            .or_else(|| integral(&n).filter(|f| *f >= 0.0).map(|f| f as u64))
+            .ok_or_else(|| D::Error::custom(format!("expected a non-negative integer, not {n}")))
+    }
+
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "integral() allows only whole floats within 2^53, which i64 holds exactly"
+    )]
+    pub(super) fn signed<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        let n = Number::deserialize(d)?;
+        n.as_i64()
+            .or_else(|| integral(&n).map(|f| f as i64))
+            .ok_or_else(|| D::Error::custom(format!("expected an integer, not {n}")))
+    }
+}
+
 /// `POST /v1/assets`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -80,6 +120,7 @@ pub struct CreateAssetBody {
     pub project_id: String,
     /// Exact byte count of the file to upload: 64 to 53687091200.
     #[schema(minimum = 64, maximum = 53_687_091_200_u64)]
+    #[serde(deserialize_with = "json_integer::unsigned")]
     pub size_bytes: u64,
     /// Optional ISO 639-1 code (2 letters, normalised to lowercase); null auto-detects.
     #[serde(default)]
@@ -96,7 +137,7 @@ pub struct CreateAssetBody {
     #[schema(
         example = "https://app.example.com",
         max_length = 300,
-        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://([0-9A-Za-z.-]+|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?/?$"
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://([0-9A-Za-z.-]{1,253}|\\[[0-9A-Fa-f:.]{1,251}\\])(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[0-5]?[0-9]{1,4}))?/?$"
     )]
     pub cors_origin: Option<String>,
 }
@@ -423,6 +464,8 @@ pub struct ApiKeyDto {
 #[serde(deny_unknown_fields)]
 pub struct TopUpBody {
     /// 1 to 10^9.
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
+    #[serde(deserialize_with = "json_integer::signed")]
     pub credits: i64,
 }
 

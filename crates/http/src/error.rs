@@ -194,6 +194,7 @@ impl From<IngestError> for ApiError {
             E::TooManyPendingUploads { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_pending_uploads")
             }
+            E::TooManyWebhooks { .. } => (StatusCode::CONFLICT, "too_many_webhooks"),
             E::InsufficientStorage(cause) => {
                 tracing::error!(cause = %cause.chain(), "storage is full");
                 return Self::new(
@@ -354,6 +355,11 @@ mod tests {
                 IngestError::TooManyPendingUploads { limit: 3 },
                 429,
                 "too_many_pending_uploads",
+            ),
+            (
+                IngestError::TooManyWebhooks { limit: 20 },
+                409,
+                "too_many_webhooks",
             ),
             (
                 IngestError::InsufficientStorage("ENOSPC".into()),

@@ -1,6 +1,8 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
+use utoipa::openapi::schema::Schema;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::RefOr;
 use utoipa::{Modify, OpenApi};
 
 use crate::dto;
@@ -30,7 +32,7 @@ use crate::routes;
         dto::EventKindDto, dto::CreateWebhookBody, dto::WebhookDto, dto::CreatedWebhookDto, dto::WebhookList,
         dto::DeliveryStateDto, dto::AttemptDto, dto::DeliveryDto, dto::DeliveryList, dto::EventAssetDto, dto::WebhookEventDto,
     )),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &DependentSchemas),
     tags(
         (name = "projects"), (name = "assets"), (name = "uploads", description = "TUS 1.0.0"),
         (name = "credits"), (name = "downloads"),
@@ -51,6 +53,34 @@ impl Modify for SecuritySchemes {
             components.add_security_scheme(
                 "admin",
                 SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
+        }
+    }
+}
+
+/// The JSON Schema 2020-12 rules between fields that utoipa's annotations cannot state, so that
+/// generators and fuzzers know them as the validation does:
+/// - `CreateAssetBody`: a non-null `cors_origin` needs `"direct_upload": true`
+///   (`CreateAssetBody::try_into_domain`).
+struct DependentSchemas;
+
+impl Modify for DependentSchemas {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        if let Some(RefOr::T(Schema::Object(body))) = components.schemas.get_mut("CreateAssetBody")
+        {
+            // `Extensions` serialises its entries flattened into the schema object: the one
+            // place utoipa takes a keyword it has no field for.
+            body.extensions.get_or_insert_with(Default::default).insert(
+                "dependentSchemas".to_owned(),
+                serde_json::json!({
+                    "cors_origin": {"anyOf": [
+                        {"properties": {"cors_origin": {"type": "null"}}},
+                        {"required": ["direct_upload"], "properties": {"direct_upload": {"const": true}}},
+                    ]}
+                }),
             );
         }
     }

@@ -59,11 +59,8 @@ impl Ingest {
             .create_webhook(&webhook, MAX_WEBHOOKS_PER_ACCOUNT)
             .await?
         {
-            return Err(IngestError::Validation {
-                field: "url",
-                message: format!(
-                    "an account has at most {MAX_WEBHOOKS_PER_ACCOUNT} webhooks; delete one first"
-                ),
+            return Err(IngestError::TooManyWebhooks {
+                limit: MAX_WEBHOOKS_PER_ACCOUNT,
             });
         }
         Ok(webhook)

@@ -42,6 +42,7 @@ const CONTRACT_ERRORS: &[(&str, u16)] = &[
     ("upload_too_small", 422),
     ("upload_locked", 423),
     ("too_many_pending_uploads", 429),
+    ("too_many_webhooks", 409),
     ("insufficient_storage", 507),
 ];
 

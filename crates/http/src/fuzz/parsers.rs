@@ -347,10 +347,19 @@ fn fits(value: &Value, fields: &[(&str, Kind)]) -> bool {
             match kind {
                 Kind::Text => v.is_some_and(Value::is_string),
                 Kind::OptionalText => v.is_none_or(|v| v.is_string() || v.is_null()),
-                Kind::Unsigned => v.and_then(Value::as_u64).is_some(),
-                Kind::Signed => v.and_then(Value::as_i64).is_some(),
+                // JSON Schema's integers: 1574.0 is one; floats count exactly up to 2^53.
+                Kind::Unsigned => v.is_some_and(|v| {
+                    v.as_u64().is_some() || whole_float(v).is_some_and(|f| f >= 0.0)
+                }),
+                Kind::Signed => v.is_some_and(|v| v.as_i64().is_some() || whole_float(v).is_some()),
             }
         })
+}
+
+/// A float that is a whole number of at most 2^53 in magnitude.
+fn whole_float(v: &Value) -> Option<f64> {
+    v.as_f64()
+        .filter(|f| f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0)
 }
 
 fn json_scalar() -> impl Strategy<Value = Value> {
@@ -361,6 +370,7 @@ fn json_scalar() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(Value::from),
         (0u64..100_000).prop_map(Value::from),
         any::<f64>().prop_map(Value::from),
+        (-100_000i32..100_000).prop_map(|n| Value::from(f64::from(n))),
         "[a-zA-Z]{2}".prop_map(Value::from),
         "prj_[A-Za-z0-9]{1,30}".prop_map(Value::from),
         any::<String>().prop_map(Value::from),

@@ -44,15 +44,17 @@ fn account_id(raw: &str) -> Result<AccountId, ApiError> {
 }
 
 /// Create an account (balance 0).
-#[utoipa::path(post, path = "/admin/v1/accounts", operation_id = "create_account", tag = "admin", request_body = CreateAccountBody,
+#[utoipa::path(post, path = "/admin/v1/accounts", operation_id = "create_account", tag = "admin", request_body(content = Option<CreateAccountBody>, description = "Optional: no body is `{}`"),
     security(("admin" = [])), responses((status = 201, body = AccountDto), (status = 400, body = ErrorBody, description = "invalid_json"), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_account(
     req: HttpRequest,
     state: web::Data<HttpState>,
-    body: JsonBody<CreateAccountBody>,
+    body: JsonBody<Option<CreateAccountBody>>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
-    let account = state.ingest.create_account(body.0.name).await?;
+    // No body, `{}` and `null` are the same request: an account without a name.
+    let name = body.0.and_then(|b| b.name);
+    let account = state.ingest.create_account(name).await?;
     Ok(HttpResponse::Created().json(AccountDto::new(account, 0)))
 }
 

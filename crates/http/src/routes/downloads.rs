@@ -32,8 +32,8 @@ pub struct SignedQuery {
 #[utoipa::path(get, path = "/v1/downloads/{asset_id}", operation_id = "download_asset", tag = "downloads",
     params(("asset_id" = String, Path), ("ext" = String, Query), ("expires" = i64, Query), ("sig" = String, Query),
         ("Range" = Option<String>, Header, description = "bytes=start-end")),
-    responses((status = 200, description = "The bytes", content_type = "application/octet-stream"),
-        (status = 206, description = "A range of the bytes"),
+    responses((status = 200, description = "The bytes, as the asset's content type", content(("audio/*"), ("video/*"))),
+        (status = 206, description = "A range of the bytes, as the asset's content type", content(("audio/*"), ("video/*"))),
         (status = 403, body = ErrorBody, description = "invalid_signature: tampered or expired"),
         (status = 404, body = ErrorBody), (status = 416, body = ErrorBody)))]
 pub async fn download(

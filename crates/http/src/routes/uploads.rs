@@ -87,7 +87,7 @@ fn with_expiry(mut response: actix_web::HttpResponseBuilder, view: &UploadView) 
 
 /// The canonical offset for resuming.
 #[utoipa::path(head, path = "/v1/uploads/{id}", operation_id = "get_upload_offset", tag = "uploads", security(("bearer" = []), ()),
-    params(("id" = String, Path, description = "Upload id"), ("token" = Option<String>, Query, description = "A direct upload's token, as its upload_url carries it: with it no Authorization is needed (and the token alone decides); without it the bearer key does"), ("Tus-Resumable" = String, Header, description = "1.0.0")),
+    params(("id" = String, Path, description = "Upload id"), ("token" = Option<String>, Query, description = "A direct upload's token, as its upload_url carries it: with it no Authorization is needed (and the token alone decides); without it the bearer key does"), ("Tus-Resumable" = String, Header, pattern = "^1\\.0\\.0$", description = "1.0.0, the protocol version; a missing or other value is 412 unsupported_tus_version (checked before authentication, as TUS requires)")),
     responses(
         (status = 200, description = "Upload state", headers(("Upload-Offset" = u64), ("Upload-Length" = u64), ("Upload-Expires" = String), ("Cache-Control" = String))),
         (status = 401, description = "No valid key, or a token that is not this upload's"), (status = 404, description = "Never issued"), (status = 410, description = "Terminated, expired or rejected", headers(("Upload-Gone-Reason" = String, description = "Why: unsupported_media_type (the first chunk was not audio or video), upload_expired, upload_terminated or asset_deleted"))),
@@ -108,7 +108,7 @@ pub async fn head(req: HttpRequest, id: web::Path<String>) -> Result<HttpRespons
 
 /// Upload one chunk at `Upload-Offset`.
 #[utoipa::path(patch, path = "/v1/uploads/{id}", operation_id = "upload_chunk", tag = "uploads", security(("bearer" = []), ()),
-    params(("id" = String, Path, description = "Upload id"), ("token" = Option<String>, Query, description = "A direct upload's token, as its upload_url carries it: with it no Authorization is needed (and the token alone decides); without it the bearer key does"), ("Tus-Resumable" = String, Header, description = "1.0.0"),
+    params(("id" = String, Path, description = "Upload id"), ("token" = Option<String>, Query, description = "A direct upload's token, as its upload_url carries it: with it no Authorization is needed (and the token alone decides); without it the bearer key does"), ("Tus-Resumable" = String, Header, pattern = "^1\\.0\\.0$", description = "1.0.0, the protocol version; a missing or other value is 412 unsupported_tus_version (checked before authentication, as TUS requires)"),
         ("Upload-Offset" = u64, Header, description = "Must equal the stored offset")),
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
     responses(
@@ -180,7 +180,7 @@ fn idle_limited(payload: web::Payload, idle: std::time::Duration) -> ByteStream<
 
 /// Cancel a pending upload and delete its asset and bytes. Idempotent.
 #[utoipa::path(delete, path = "/v1/uploads/{id}", operation_id = "terminate_upload", tag = "uploads", security(("bearer" = []), ()),
-    params(("id" = String, Path, description = "Upload id"), ("token" = Option<String>, Query, description = "A direct upload's token, as its upload_url carries it: with it no Authorization is needed (and the token alone decides); without it the bearer key does"), ("Tus-Resumable" = String, Header, description = "1.0.0")),
+    params(("id" = String, Path, description = "Upload id"), ("token" = Option<String>, Query, description = "A direct upload's token, as its upload_url carries it: with it no Authorization is needed (and the token alone decides); without it the bearer key does"), ("Tus-Resumable" = String, Header, pattern = "^1\\.0\\.0$", description = "1.0.0, the protocol version; a missing or other value is 412 unsupported_tus_version (checked before authentication, as TUS requires)")),
     responses((status = 204, description = "Cancelled (or already gone)"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "upload_complete: delete the asset instead"), (status = 412, body = ErrorBody)))]
 pub async fn delete(req: HttpRequest, id: web::Path<String>) -> Result<HttpResponse, ApiError> {

@@ -43,7 +43,8 @@ fn parse_id(raw: &str) -> Result<WebhookId, ApiError> {
     responses(
         (status = 201, body = CreatedWebhookDto, headers(("Location" = String, description = "The endpoint's URL"))),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 422, body = ErrorBody, description = "validation_error: a malformed or refused url (unresolvable, or resolving to a private, loopback or link-local address), an empty or unknown event, or 20 endpoints already")))]
+        (status = 409, body = ErrorBody, description = "too_many_webhooks: the account has 20 endpoints already; delete one first"),
+        (status = 422, body = ErrorBody, description = "validation_error: a malformed or refused url (unresolvable, or resolving to a private, loopback or link-local address), an empty or unknown event")))]
 pub async fn create(
     req: HttpRequest,
     state: web::Data<HttpState>,

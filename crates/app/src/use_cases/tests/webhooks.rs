@@ -107,7 +107,7 @@ async fn a_registration_is_stored_only_when_the_destination_is_allowed() {
 }
 
 #[tokio::test]
-async fn an_account_at_its_maximum_gets_a_validation_error() {
+async fn an_account_at_its_maximum_gets_too_many_webhooks() {
     let mut h = Harness::new();
     h.webhook_transport
         .expect_check_destination()
@@ -124,7 +124,10 @@ async fn an_account_at_its_maximum_gets_a_validation_error() {
             &["asset.ready".to_owned()],
         )
         .await;
-    assert!(matches!(result, Err(IngestError::Validation { .. })));
+    assert!(matches!(
+        result,
+        Err(IngestError::TooManyWebhooks { limit: 20 })
+    ));
 }
 
 /// Runs one delivery round over one claimed delivery whose receiver answers `outcome`; returns
