@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use roughy_tests::media::wav;
+use roughy_tests::scripts::{python_with, run_reporting, PLAYWRIGHT_HINT};
 use roughy_tests::{header_str, Tenant, TestApp};
 
 const NPM_HINT: &str = "run `npm ci --prefix tests/interop` (from the workspace root)";
@@ -103,35 +104,19 @@ async fn serve(req: HttpRequest, served: web::Data<Served>) -> HttpResponse {
 
 /// Runs `tus_pages.py` with `job` and returns its JSON report (panics unless it is `ok`).
 async fn drive(job: Value) -> Value {
-    let python = std::env::var("ROUGHY_INTEROP_PYTHON").unwrap_or_else(|_| "python3".into());
-    let probe = Command::new(&python)
-        .args(["-c", "import playwright.sync_api"])
-        .output();
-    assert!(
-        probe.as_ref().is_ok_and(|o| o.status.success()),
-        "Playwright is needed ({probe:?}): run `pip install -r tests/browser/requirements.txt`"
-    );
+    let python = python_with("playwright.sync_api", PLAYWRIGHT_HINT);
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser/tus_pages.py");
-    let args = [script.to_string_lossy().into_owned(), job.to_string()];
-    let out = tokio::task::spawn_blocking(move || Command::new(&python).args(&args).output())
-        .await
-        .unwrap()
-        .expect("python runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or(Value::Null);
+    let mut command = Command::new(&python);
+    command.arg(script).arg(job.to_string());
+    let report = run_reporting(command).await;
     assert!(
-        out.status.success() && report["ok"] == true,
-        "the browser scenario {} failed ({}):\nstdout: {stdout}\nstderr: {}",
+        report.ok(),
+        "the browser scenario {} failed ({})",
         job["scenario"],
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+        report.explain()
     );
-    eprintln!("{report}");
-    report
+    eprintln!("{}", report.json);
+    report.json
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

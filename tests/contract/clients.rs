@@ -14,6 +14,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 use roughy_tests::media::wav;
+use roughy_tests::scripts::python_with;
 use roughy_tests::TestApp;
 
 const PIP_HINT: &str = "run `pip install -r tests/clients/python/requirements.txt`";
@@ -75,15 +76,8 @@ fn assert_quickstart(report: &Value) {
 
 #[tokio::test]
 async fn a_python_client_generated_by_openapi_python_client_type_checks_and_runs_the_quickstart() {
-    let python = std::env::var("ROUGHY_INTEROP_PYTHON").unwrap_or_else(|_| "python3".into());
+    let python = python_with("openapi_python_client, mypy", PIP_HINT);
     let dir = tempfile::tempdir().expect("temp dir");
-    let probe = Command::new(&python)
-        .args(["-c", "import openapi_python_client, mypy"])
-        .output();
-    assert!(
-        probe.as_ref().is_ok_and(|o| o.status.success()),
-        "openapi-python-client and mypy are needed ({probe:?}): {PIP_HINT}"
-    );
     let document = openapi_document();
     let package = dir.path().join("roughy_client");
     run_ok(

@@ -12,9 +12,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use reqwest::StatusCode;
-use serde_json::Value;
-
 use roughy_tests::media::wav;
+use roughy_tests::scripts::{python_with, run_reporting, PLAYWRIGHT_HINT};
 use roughy_tests::{header_str, TestApp};
 
 #[tokio::test]
@@ -38,14 +37,7 @@ async fn the_console_page_is_served_with_a_strict_content_security_policy() {
 
 #[tokio::test]
 async fn the_console_uploads_pauses_resumes_after_a_reload_downloads_and_deletes_in_chromium() {
-    let python = std::env::var("ROUGHY_INTEROP_PYTHON").unwrap_or_else(|_| "python3".into());
-    let probe = Command::new(&python)
-        .args(["-c", "import playwright.sync_api"])
-        .output();
-    assert!(
-        probe.as_ref().is_ok_and(|o| o.status.success()),
-        "Playwright is needed ({probe:?}): run `pip install -r tests/browser/requirements.txt`"
-    );
+    let python = python_with("playwright.sync_api", PLAYWRIGHT_HINT);
     let app = TestApp::spawn().await;
     let t = app.tenant(100).await;
     let dir = tempfile::tempdir().expect("temp dir");
@@ -62,21 +54,13 @@ async fn the_console_uploads_pauses_resumes_after_a_reload_downloads_and_deletes
         media.to_string_lossy().into_owned(),
         screenshot.to_string_lossy().into_owned(),
     ];
-    let out = tokio::task::spawn_blocking(move || Command::new(&python).args(&args).output())
-        .await
-        .unwrap()
-        .expect("python runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or(Value::Null);
+    let mut command = Command::new(&python);
+    command.args(&args);
+    let report = run_reporting(command).await;
     assert!(
-        out.status.success() && report["ok"] == true,
-        "the console flow failed ({}):\nstdout: {stdout}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+        report.ok(),
+        "the console flow failed ({})",
+        report.explain()
     );
     assert!(screenshot.is_file(), "the screenshot was taken");
 }

@@ -19,6 +19,7 @@ use std::process::Command;
 use reqwest::Url;
 
 use roughy_tests::media::wav;
+use roughy_tests::scripts::python_with;
 use roughy_tests::{upload_id, Tenant, TestApp, ADMIN_TOKEN};
 
 /// `tests/schemathesis/`.
@@ -80,13 +81,9 @@ impl Seeds {
 /// Runs `st run` on the operations whose path matches `paths`, authenticated with `token`;
 /// panics with Schemathesis' report unless it ends with no failure.
 async fn schemathesis(app: &TestApp, paths: &str, token: &str, seeds: &Seeds) {
-    let python = std::env::var("ROUGHY_INTEROP_PYTHON").unwrap_or_else(|_| "python3".into());
-    let probe = Command::new(&python)
-        .args(["-c", "import schemathesis"])
-        .output();
-    assert!(
-        probe.as_ref().is_ok_and(|o| o.status.success()),
-        "Schemathesis is needed ({probe:?}): run `pip install -r tests/schemathesis/requirements.txt`"
+    let python = python_with(
+        "schemathesis",
+        "run `pip install -r tests/schemathesis/requirements.txt`",
     );
     let seed = std::env::var("ROUGHY_SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261207".into());
     let examples = std::env::var("ROUGHY_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "50".into());

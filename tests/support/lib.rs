@@ -23,6 +23,7 @@ use roughy_app::ManualClock;
 use roughy_server::{Application, Config, Overrides};
 
 pub mod media;
+pub mod scripts;
 
 /// The admin token of test servers.
 pub const ADMIN_TOKEN: &str = "test-admin-token";
