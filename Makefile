@@ -67,10 +67,13 @@ key:
 	curl -fsS -X POST -H "Authorization: Bearer $(ROUGHY_ADMIN_TOKEN)" $(ROUGHY_URL)/admin/v1/accounts/$$acc/api-keys | sed -E 's/.*"key":"([^"]+)".*/\1/'
 
 ## Measure uploads against this machine's own limits (issue #5): prints the table and writes
-## bench/RESULTS.md (about 13 minutes; BENCH_ARGS=--help for the options).
+## bench/RESULTS.md (about 15 minutes; BENCH_ARGS=--help for the options). PEERS=1 also
+## measures other TUS servers in the same run (@tus/server from npm, rustus from crates.io;
+## installed once into ~/.cache/roughy by scripts/bench-peers; about 25 minutes).
+PEERS ?=
 bench: toolchain
 	$(CARGO) build --release -p roughy-server
-	scripts/s3s-fs run -- $(CARGO) run --release -p roughy-bench -- $(BENCH_ARGS)
+	scripts/s3s-fs run -- $(CARGO) run --release -p roughy-bench -- $(if $(PEERS),--peers) $(BENCH_ARGS)
 
 ## Fuzz every parser of request data (TUS headers, Range, list cursors and limits, download
 ## queries, JSON bodies): the 22 properties `make test` runs at 256 cases each, here at

@@ -1,6 +1,7 @@
-//! The service's public and operator HTTP API, as the benchmark uses it.
+//! The service's public and operator HTTP API, as the benchmark uses it; and plain TUS
+//! 1.0.0 creation, for the peers (other TUS servers) measured with the same client code.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
@@ -16,19 +17,22 @@ use crate::wav::Wav;
 /// WAV is 94 minutes; this covers hundreds of gibibytes.
 const CREDITS: i64 = 10_000_000;
 
-/// A client of one service with an account, its key and a project.
+/// A client of one service with an account, its key and a project; or of a plain TUS server.
 #[derive(Clone, Debug)]
 pub struct Api {
     client: Client,
     base: String,
-    key: String,
+    /// The API key (`None` for a plain TUS server: no `Authorization` header).
+    key: Option<String>,
     project: String,
+    /// A plain TUS server: uploads are created by `POST` to this path (TUS creation).
+    tus_creation: Option<String>,
 }
 
-/// A created asset.
+/// A created asset (or, on a plain TUS server, upload).
 #[derive(Clone, Debug)]
 pub struct Created {
-    /// `ast_…`.
+    /// `ast_…`; on a plain TUS server the upload's id (the last segment of its URL).
     pub asset_id: String,
     /// The TUS upload URL (`Location`).
     pub upload_url: String,
@@ -86,7 +90,8 @@ impl Api {
             project: str_field(&project, "id")?,
             client,
             base: base.to_owned(),
-            key,
+            key: Some(key),
+            tus_creation: None,
         })
     }
 
@@ -95,9 +100,43 @@ impl Api {
         Self {
             client,
             base: base.to_owned(),
-            key: "sk_sink".to_owned(),
+            key: Some("sk_sink".to_owned()),
             project: "prj_sink".to_owned(),
+            tus_creation: None,
         }
+    }
+
+    /// A plain TUS 1.0.0 server (a peer) whose uploads are created at `base` + `path`, without
+    /// authentication: [`Api::create_asset`] then sends a TUS creation `POST`, and
+    /// [`Api::patch`] the same PATCHes as to the service.
+    pub fn tus(client: Client, base: &str, path: &str) -> Self {
+        Self {
+            client,
+            base: base.to_owned(),
+            key: None,
+            project: String::new(),
+            tus_creation: Some(path.to_owned()),
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The API key, if any (for `Authorization: Bearer`).
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
+    /// The project uploads are created in (empty for a plain TUS server).
+    pub fn project(&self) -> &str {
+        &self.project
+    }
+
+    /// The creation path of a plain TUS server (`None`: the service's `POST /v1/assets`).
+    pub fn tus_creation(&self) -> Option<&str> {
+        self.tus_creation.as_deref()
     }
 
     fn request(&self, method: Method, path_or_url: &str) -> RequestBuilder {
@@ -106,14 +145,22 @@ impl Api {
         } else {
             format!("{}{path_or_url}", self.base)
         };
-        self.client.request(method, url).bearer_auth(&self.key)
+        let request = self.client.request(method, url);
+        match &self.key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        }
     }
 
-    /// `POST /v1/assets` for `size` bytes.
+    /// `POST /v1/assets` for `size` bytes; on a plain TUS server, a TUS creation `POST` with
+    /// `Upload-Length: size`.
     ///
     /// # Errors
     /// Unless the answer is 201 with a `Location` and an id.
     pub async fn create_asset(&self, size: u64) -> anyhow::Result<Created> {
+        if let Some(path) = &self.tus_creation {
+            return self.create_tus_upload(path, size).await;
+        }
         let response = self
             .request(Method::POST, "/v1/assets")
             .json(&json!({"project_id": self.project, "size_bytes": size}))
@@ -133,13 +180,37 @@ impl Api {
         );
         let upload_url = location.context("POST /v1/assets: no Location")?;
         // The sink's Location is a path; the service's is absolute.
-        let upload_url = if upload_url.starts_with('/') {
-            format!("{}{upload_url}", self.base)
-        } else {
-            upload_url
-        };
+        let upload_url = absolute_url(&self.base, &upload_url);
         Ok(Created {
             asset_id: str_field(&body, "id")?,
+            upload_url,
+        })
+    }
+
+    /// TUS creation: `POST path` with `Upload-Length`, no body; 201 with a `Location`.
+    async fn create_tus_upload(&self, path: &str, size: u64) -> anyhow::Result<Created> {
+        let response = self
+            .request(Method::POST, path)
+            .header("Tus-Resumable", "1.0.0")
+            .header("Upload-Length", size.to_string())
+            .header(CONTENT_LENGTH, "0")
+            .send()
+            .await
+            .with_context(|| format!("POST {path}"))?;
+        let status = response.status();
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if status != StatusCode::CREATED {
+            let body = response.text().await.unwrap_or_default();
+            bail!("POST {path}: {status} {body}");
+        }
+        let location = location.with_context(|| format!("POST {path}: no Location"))?;
+        let upload_url = absolute_url(&self.base, &location);
+        Ok(Created {
+            asset_id: upload_id(&upload_url)?,
             upload_url,
         })
     }
@@ -287,8 +358,30 @@ impl Api {
     }
 }
 
+/// `location` as an absolute URL: a path is taken relative to `base`.
+pub fn absolute_url(base: &str, location: &str) -> String {
+    if location.starts_with('/') {
+        format!("{base}{location}")
+    } else {
+        location.to_owned()
+    }
+}
+
+/// A TUS upload's id: the last segment of its URL's path.
+///
+/// # Errors
+/// When the URL ends in a slash.
+pub fn upload_id(upload_url: &str) -> anyhow::Result<String> {
+    let path = upload_url.split(['?', '#']).next().unwrap_or_default();
+    path.rsplit('/')
+        .next()
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+        .with_context(|| format!("no upload id in {upload_url}"))
+}
+
 /// The size and SHA-256 of a file.
-fn hash_file(path: &PathBuf) -> anyhow::Result<(u64, [u8; 32])> {
+pub(crate) fn hash_file(path: &Path) -> anyhow::Result<(u64, [u8; 32])> {
     use std::io::Read;
     let mut file =
         std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
@@ -322,4 +415,24 @@ fn str_field(value: &Value, field: &str) -> anyhow::Result<String> {
         .as_str()
         .map(str::to_owned)
         .with_context(|| format!("no \"{field}\" in {value}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_ids_and_urls() {
+        assert_eq!(
+            absolute_url("http://127.0.0.1:1", "/files/abc"),
+            "http://127.0.0.1:1/files/abc"
+        );
+        assert_eq!(
+            absolute_url("http://127.0.0.1:1", "http://127.0.0.1:1/files/abc"),
+            "http://127.0.0.1:1/files/abc"
+        );
+        assert_eq!(upload_id("http://h/files/abc?x=1").unwrap(), "abc");
+        assert_eq!(upload_id("http://h/files/abc").unwrap(), "abc");
+        assert!(upload_id("http://h/files/").is_err());
+    }
 }

@@ -10,13 +10,17 @@
 //! 2. the HTTP client's limit: the same client PATCHing the big size to a loopback sink that
 //!    discards ([`sink`]);
 //! 3. a freshly started service ([`service`]): one big PATCH (its peak RSS sampled), the big
-//!    size as 16 MiB PATCHes, one huge PATCH, N concurrent uploads;
+//!    size as 16 MiB PATCHes and as 5 MiB PATCHes, one huge PATCH, N concurrent uploads;
 //! 4. the client's rate of create + 1 MiB PATCH against the sink, the filesystem steps of a
-//!    durable small upload done directly, then the small uploads against the service;
+//!    durable small upload done directly, then the small uploads against the service; each
+//!    with the keep-alive client, then with a new `curl` process per request ([`curl`]);
 //! 5. with an S3 server (`scripts/s3s-fs run`, [`s3`]): the same `object_store` client
 //!    uploading the big size in the service's part size straight to it (that server's limit),
 //!    then a freshly started service with its blobs there: one big PATCH (its peak RSS
-//!    sampled) and the big size as 16 MiB PATCHes.
+//!    sampled) and the big size as 16 MiB PATCHes;
+//! 6. with `--peers` ([`peers`]): each other TUS server, freshly started, takes the same
+//!    uploads with the same client (all but the S3 rows), so each figure has a ratio to the
+//!    best peer of the same run.
 //!
 //! Every upload counts only once its asset is `ready` (the WAV was valid media) and its
 //! stored object has the size and SHA-256 that was sent. Each asset is then deleted, so the
@@ -25,7 +29,9 @@
 #![allow(clippy::cast_precision_loss, reason = "byte counts as f64 rates")]
 
 pub mod api;
+pub mod curl;
 pub mod disk;
+pub mod peers;
 mod report;
 pub mod s3;
 pub mod service;
@@ -41,6 +47,7 @@ use tokio::task::JoinSet;
 
 use crate::api::{Api, Created};
 use crate::disk::WriteMode;
+use crate::peers::PeerFigures;
 use crate::report::{Figures, Report};
 use crate::s3::S3Env;
 use crate::service::{proc_status_bytes, CpuMeter, RssSampler, ServerMode, Service, ADMIN_TOKEN};
@@ -62,6 +69,9 @@ pub struct Options {
     pub huge: u64,
     /// The PATCH size of the chunked upload (16 MiB).
     pub patch: u64,
+    /// The PATCH size of the second chunked upload (5 MiB: tus-js-client's and Uppy's
+    /// typical chunk size).
+    pub patch_small: u64,
     /// Small uploads per round (200).
     pub small_count: usize,
     /// The size of a small upload, sent in one PATCH (1 MiB).
@@ -87,6 +97,8 @@ pub struct Options {
     pub scenarios: Vec<Scenario>,
     /// Keep the data directory (with the server's log) instead of deleting it.
     pub keep_data: bool,
+    /// Install ([`peers::install`]) and measure the other TUS servers too.
+    pub peers: bool,
 }
 
 /// A group of measurements, for running only some of them (`--only`).
@@ -96,13 +108,14 @@ pub enum Scenario {
     Limits,
     /// One big PATCH (and the server's peak RSS).
     One,
-    /// The big size in 16 MiB PATCHes.
+    /// The big size in 16 MiB PATCHes, and in 5 MiB PATCHes.
     Chunked,
     /// One huge PATCH.
     Huge,
     /// Concurrent uploads.
     Concurrent,
-    /// Small uploads, and the client's rate against the sink.
+    /// Small uploads, and the client's rate against the sink: with the keep-alive client
+    /// and with a new `curl` process per request.
     Small,
     /// The service with its blobs in S3, beside the direct `put_part` limit: one big PATCH
     /// (and the server's peak RSS), the big size in 16 MiB PATCHes. Needs the
@@ -161,6 +174,7 @@ impl Options {
             big: GIB,
             huge: 4 * GIB,
             patch: 16 * MIB,
+            patch_small: 5 * MIB,
             small_count: 200,
             small_size: MIB,
             concurrent: 8,
@@ -179,6 +193,7 @@ impl Options {
             smoke: false,
             scenarios: Scenario::defaults(),
             keep_data: false,
+            peers: false,
         }
     }
 
@@ -189,6 +204,7 @@ impl Options {
             big: 8 * MIB,
             huge: 32 * MIB,
             patch: MIB,
+            patch_small: 5 * MIB,
             small_count: 5,
             small_size: MIB,
             concurrent: 2,
@@ -204,6 +220,7 @@ impl Options {
             smoke: true,
             scenarios: Scenario::defaults(),
             keep_data: false,
+            peers: false,
         }
     }
 
@@ -275,6 +292,24 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let bench = Bench::prepare(options, &data_dir).await?;
 
     let mut figures = Figures::default();
+    if options.peers {
+        let script = workspace_root().join("scripts").join("bench-peers");
+        let installed = tokio::task::spawn_blocking(move || peers::install(&script))
+            .await
+            .context("the peer install task failed")??;
+        figures.peers = installed.into_iter().map(PeerFigures::new).collect();
+        let unavailable: Vec<String> = figures
+            .peers
+            .iter()
+            .filter_map(|p| {
+                let why = p.unavailable.as_ref()?;
+                Some(format!("peer {} ({}) {why}", p.kind, p.label))
+            })
+            .collect();
+        for line in unavailable {
+            figures.note(line);
+        }
+    }
     if options.warm_up > 0 {
         let (path, wav, size) = (bench.seq_write_path(), bench.big.clone(), options.warm_up);
         let took = tokio::task::spawn_blocking(move || {
@@ -309,6 +344,9 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         if let Some(s3) = &bench.s3 {
             bench.s3_round(s3, round, &mut figures).await?;
         }
+        for i in 0..figures.peers.len() {
+            bench.peer_round(i, &mut figures).await;
+        }
     }
     drop(sink);
 
@@ -339,6 +377,9 @@ struct Bench {
     huge: Wav,
     small: Wav,
     concurrent: Wav,
+    /// The small file on disk, for `curl --data-binary @file`; `None` without curl (smoke
+    /// runs only: a full run needs it).
+    small_file: Option<PathBuf>,
     /// SHA-256 by size: every content of a size is the same.
     hashes: BTreeMap<u64, [u8; 32]>,
     /// The S3 server, when [`Scenario::S3`] is run.
@@ -374,6 +415,22 @@ impl Bench {
             .context("building the HTTP client")?;
         std::fs::create_dir_all(data_dir.join("blobs").join("uploads"))
             .context("creating the upload directory")?;
+        let small_file = if !options.runs_scenario(Scenario::Small) {
+            None
+        } else if curl::available().await {
+            let path = data_dir.join("small.wav");
+            let bytes: Vec<u8> = small.chunks(0..small.size()).flatten().collect();
+            std::fs::write(&path, bytes).context("writing the small file for curl")?;
+            Some(path)
+        } else if options.smoke {
+            eprintln!("note: no curl here: the smoke run leaves out the curl small uploads");
+            None
+        } else {
+            anyhow::bail!(
+                "the small uploads by a new client process per request need curl: install \
+                 it, or leave them out with --only"
+            );
+        };
         // Asked for without an S3 server: an error, never a silent skip.
         let s3 = if options.runs_scenario(Scenario::S3) {
             let env = S3Env::from_env()?;
@@ -391,6 +448,7 @@ impl Bench {
             huge,
             small,
             concurrent,
+            small_file,
             hashes,
             s3,
         })
@@ -503,6 +561,19 @@ impl Bench {
             figures.note(format!(
                 "  {big} as {} PATCHes: {rate:.0} MB/s ({cpu})",
                 report::size(self.options.patch)
+            ));
+
+            let cpu = CpuMeter::start(service.pid());
+            let (took, created) = self
+                .upload(&api, &self.big, self.options.patch_small)
+                .await?;
+            let cpu = cpu.stop();
+            self.settle(&api, &created, &self.big).await?;
+            let rate = mb_per_s(self.big.size(), took);
+            figures.chunked_small.push(rate);
+            figures.note(format!(
+                "  {big} as {} PATCHes: {rate:.0} MB/s ({cpu})",
+                report::size(self.options.patch_small)
             ));
         }
 
@@ -747,7 +818,44 @@ impl Bench {
             small.p50_ms,
             small.p99_ms
         ));
+
+        if let Some(file) = &self.small_file {
+            let sink_api = Api::unchecked(self.client.clone(), &sink.base());
+            let limit = self.curl_small_uploads(&sink_api, file).await?;
+            figures.sink_small_curl.push(&limit);
+            figures.note(format!(
+                "  curl per request → discarding sink, create + {} PATCH: {:.0}/s, p50 {:.2} \
+                 ms, p99 {:.2} ms",
+                report::size(self.small.size()),
+                limit.rate,
+                limit.p50_ms,
+                limit.p99_ms
+            ));
+            let small = self.curl_small_uploads(&api, file).await?;
+            for created in &small.created {
+                self.settle(&api, created, &self.small).await?;
+            }
+            figures.small_curl.push(&small);
+            figures.note(format!(
+                "  {} small uploads, curl per request: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms",
+                self.options.small_count, small.rate, small.p50_ms, small.p99_ms
+            ));
+        }
         Ok(())
+    }
+
+    /// [`Bench::small_uploads`] with a new `curl` process for each request.
+    async fn curl_small_uploads(&self, api: &Api, file: &Path) -> anyhow::Result<SmallRun> {
+        let n = self.options.small_count;
+        let mut latencies = Vec::with_capacity(n);
+        let mut created = Vec::with_capacity(n);
+        let started = Instant::now();
+        for _ in 0..n {
+            let t = Instant::now();
+            created.push(curl::upload(api, file, self.small.size()).await?);
+            latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        Ok(SmallRun::new(latencies, started.elapsed(), created))
     }
 
     async fn small_uploads(&self, api: &Api) -> anyhow::Result<SmallRun> {
@@ -763,14 +871,7 @@ impl Bench {
             latencies.push(t.elapsed().as_secs_f64() * 1000.0);
             created.push(asset);
         }
-        let took = started.elapsed();
-        latencies.sort_by(f64::total_cmp);
-        Ok(SmallRun {
-            rate: n as f64 / took.as_secs_f64(),
-            p50_ms: percentile(&latencies, 50.0),
-            p99_ms: percentile(&latencies, 99.0),
-            created,
-        })
+        Ok(SmallRun::new(latencies, started.elapsed(), created))
     }
 }
 
@@ -782,6 +883,19 @@ struct SmallRun {
     p50_ms: f64,
     p99_ms: f64,
     created: Vec<Created>,
+}
+
+impl SmallRun {
+    /// From each upload's latency (ms) and the time all took.
+    fn new(mut latencies: Vec<f64>, took: Duration, created: Vec<Created>) -> Self {
+        latencies.sort_by(f64::total_cmp);
+        Self {
+            rate: latencies.len() as f64 / took.as_secs_f64().max(1e-9),
+            p50_ms: percentile(&latencies, 50.0),
+            p99_ms: percentile(&latencies, 99.0),
+            created,
+        }
+    }
 }
 
 /// The `p`-th percentile (nearest rank) of sorted values.

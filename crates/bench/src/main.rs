@@ -4,6 +4,7 @@
 //! roughy-bench [--smoke] [--runs N] [--server PATH | --in-process] [--out PATH | --no-out]
 //!              [--data-parent DIR] [--keep-data] [--no-warm-up]
 //!              [--only limits,one,chunked,huge,concurrent,small,s3] [--s3 | --no-s3]
+//!              [--peers]
 //! ```
 //!
 //! - default: the full benchmark against the release `roughy-server`, results to
@@ -12,7 +13,9 @@
 //!   written; exits 0 iff every upload was stored exactly as sent;
 //! - `--only`: some scenarios (figures not measured show as NaN); for profiling;
 //! - `--s3` / `--no-s3`: the S3 rows, which run by default when `ROUGHY_TEST_S3_ENDPOINT` is
-//!   set (under `scripts/s3s-fs run`); asked for without it, the run fails.
+//!   set (under `scripts/s3s-fs run`); asked for without it, the run fails;
+//! - `--peers` (`make bench PEERS=1`): also install (`scripts/bench-peers`, into the tools
+//!   cache) and measure other TUS servers, @tus/server and rustus, with the same client.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,6 +68,11 @@ struct Args {
     /// Leave the S3 rows out.
     #[arg(long)]
     no_s3: bool,
+    /// Also install (scripts/bench-peers, into the tools cache, once) and measure other TUS
+    /// servers with the same client and files: @tus/server + @tus/file-store, rustus. A peer
+    /// that cannot be built or started is reported, not fatal.
+    #[arg(long)]
+    peers: bool,
 }
 
 fn scenario(name: &str) -> Result<Scenario, String> {
@@ -122,6 +130,7 @@ fn options(args: Args) -> anyhow::Result<Options> {
     }
     options.data_parent = args.data_parent;
     options.keep_data = args.keep_data;
+    options.peers = args.peers;
     if args.no_warm_up {
         options.warm_up = 0;
     }

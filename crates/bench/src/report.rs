@@ -8,8 +8,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::disk::WriteMode;
+use crate::peers::PeerFigures;
 use crate::service::ServerMode;
-use crate::{s3, Options, Scenario, SmallRun};
+use crate::{s3, workspace_root, Options, Scenario, SmallRun};
 
 /// The memory bound of issue #5: peak RSS during the big PATCH.
 const RSS_LIMIT: u64 = 64 * 1024 * 1024;
@@ -69,10 +70,16 @@ pub struct Figures {
     pub(crate) sink_big: Samples,
     pub(crate) one_patch: Samples,
     pub(crate) chunked: Samples,
+    /// The big size in PATCHes of [`Options::patch_small`], MB/s.
+    pub(crate) chunked_small: Samples,
     pub(crate) huge: Samples,
     pub(crate) concurrent: Samples,
     pub(crate) small: SmallSamples,
     pub(crate) sink_small: SmallSamples,
+    /// Small uploads with a new `curl` process per request.
+    pub(crate) small_curl: SmallSamples,
+    /// The same against the sink.
+    pub(crate) sink_small_curl: SmallSamples,
     /// VmHWM after the big PATCH, bytes.
     pub(crate) rss_hwm: Samples,
     /// The largest VmRSS sampled every 10 ms during the big PATCH, bytes.
@@ -91,6 +98,8 @@ pub struct Figures {
     pub(crate) s3_rss_hwm: Samples,
     /// The service on S3: the largest VmRSS sampled during the big PATCH, bytes.
     pub(crate) s3_rss_sampled: Samples,
+    /// The peers (`--peers`), measured or not.
+    pub(crate) peers: Vec<PeerFigures>,
     /// What each round measured, with CPU times: printed as it happens, kept for the report.
     pub(crate) log: Vec<String>,
 }
@@ -129,6 +138,10 @@ pub struct Row {
     pub met: Option<bool>,
     /// Each round's value.
     pub runs: String,
+    /// The best peer's median of the same figure in the same run, and which peer.
+    pub peer: String,
+    /// value / the best peer's (higher is better for rates, lower for times and memory).
+    pub vs_peer: Option<f64>,
 }
 
 /// The results of a run.
@@ -223,6 +236,8 @@ fn rows(options: &Options, f: &Figures) -> Vec<Row> {
             target: target.map_or("—".to_owned(), |t| format!("≥ {t:.2}")),
             met: target.and_then(|t| at_least(ratio, t)),
             runs: s.list(0),
+            peer: String::new(),
+            vs_peer: None,
         }
     };
     let info = |figure: String, value: String, runs: String| Row {
@@ -233,8 +248,13 @@ fn rows(options: &Options, f: &Figures) -> Vec<Row> {
         target: String::new(),
         met: None,
         runs,
+        peer: String::new(),
+        vs_peer: None,
     };
 
+    let mb_s = |v: f64| format!("{v:.0} MB/s");
+    let per_s = |v: f64| format!("{v:.0}/s");
+    let ms = |v: f64| format!("{v:.2} ms");
     let mut rows = vec![
         info(
             format!(
@@ -256,17 +276,54 @@ fn rows(options: &Options, f: &Figures) -> Vec<Row> {
             format!("{sink_mbs:.0} MB/s"),
             f.sink_big.list(0),
         ),
-        throughput(format!("One {big} PATCH"), &f.one_patch, Some(0.90)),
-        throughput(
-            format!(
-                "{big} as {} PATCHes of {}",
-                options.big.div_ceil(options.patch),
-                size(options.patch)
-            ),
-            &f.chunked,
-            Some(0.85),
+        against_peers(
+            throughput(format!("One {big} PATCH"), &f.one_patch, Some(0.90)),
+            f.one_patch.median(),
+            f,
+            |p| p.one_patch.median(),
+            Better::Higher,
+            mb_s,
         ),
-        throughput(format!("One {} PATCH", size(options.huge)), &f.huge, None),
+        against_peers(
+            throughput(
+                format!(
+                    "{big} as {} PATCHes of {}",
+                    options.big.div_ceil(options.patch),
+                    size(options.patch)
+                ),
+                &f.chunked,
+                Some(0.85),
+            ),
+            f.chunked.median(),
+            f,
+            |p| p.chunked.median(),
+            Better::Higher,
+            mb_s,
+        ),
+        against_peers(
+            throughput(
+                format!(
+                    "{big} as {} PATCHes of {} (tus-js-client's and Uppy's typical chunk size)",
+                    options.big.div_ceil(options.patch_small),
+                    size(options.patch_small)
+                ),
+                &f.chunked_small,
+                None,
+            ),
+            f.chunked_small.median(),
+            f,
+            |p| p.chunked_small.median(),
+            Better::Higher,
+            mb_s,
+        ),
+        against_peers(
+            throughput(format!("One {} PATCH", size(options.huge)), &f.huge, None),
+            f.huge.median(),
+            f,
+            |p| p.huge.median(),
+            Better::Higher,
+            mb_s,
+        ),
     ];
 
     let linearity = f.huge.median() / f.one_patch.median();
@@ -278,33 +335,51 @@ fn rows(options: &Options, f: &Figures) -> Vec<Row> {
         target: "1 ± 0.05".to_owned(),
         met: judged.then_some((linearity - 1.0).abs() <= 0.05),
         runs: String::new(),
+        peer: String::new(),
+        vs_peer: None,
     });
-    rows.push(throughput(
-        format!(
-            "{} concurrent {} uploads, aggregate",
-            options.concurrent,
-            size(options.concurrent_size)
+    rows.push(against_peers(
+        throughput(
+            format!(
+                "{} concurrent {} uploads, aggregate",
+                options.concurrent,
+                size(options.concurrent_size)
+            ),
+            &f.concurrent,
+            Some(0.85),
         ),
-        &f.concurrent,
-        Some(0.85),
+        f.concurrent.median(),
+        f,
+        |p| p.concurrent.median(),
+        Better::Higher,
+        mb_s,
     ));
 
     let small = &f.small;
     let sink = &f.sink_small;
     let small_ratio = small.rate.median() / sink.rate.median();
-    rows.push(Row {
-        figure: format!(
-            "{} small uploads (create + one {} PATCH, finalised), one keep-alive client",
-            options.small_count,
-            size(options.small_size)
-        ),
-        value: format!("{:.0} uploads/s", small.rate.median()),
-        limit: format!("sink: {:.0}/s", sink.rate.median()),
-        ratio: Some(small_ratio),
-        target: "≥ 0.85".to_owned(),
-        met: at_least(small_ratio, 0.85),
-        runs: small.rate.list(0),
-    });
+    rows.push(against_peers(
+        Row {
+            figure: format!(
+                "{} small uploads (create + one {} PATCH, finalised), one keep-alive client",
+                options.small_count,
+                size(options.small_size)
+            ),
+            value: format!("{:.0} uploads/s", small.rate.median()),
+            limit: format!("sink: {:.0}/s", sink.rate.median()),
+            ratio: Some(small_ratio),
+            target: "≥ 0.85".to_owned(),
+            met: at_least(small_ratio, 0.85),
+            runs: small.rate.list(0),
+            peer: String::new(),
+            vs_peer: None,
+        },
+        small.rate.median(),
+        f,
+        |p| p.small.rate.median(),
+        Better::Higher,
+        per_s,
+    ));
     let floor = f.small_floor.median();
     rows.push(Row {
         figure: format!(
@@ -318,20 +393,87 @@ fn rows(options: &Options, f: &Figures) -> Vec<Row> {
         target: "—".to_owned(),
         met: None,
         runs: f.small_floor.list(0),
+        peer: String::new(),
+        vs_peer: None,
     });
-    for (name, ours, floor) in [
-        ("p50", &small.p50_ms, &sink.p50_ms),
-        ("p99", &small.p99_ms, &sink.p99_ms),
+    let p50: fn(&SmallSamples) -> f64 = |s| s.p50_ms.median();
+    let p99: fn(&SmallSamples) -> f64 = |s| s.p99_ms.median();
+    for (name, ours, floor, pick) in [
+        ("p50", &small.p50_ms, &sink.p50_ms, p50),
+        ("p99", &small.p99_ms, &sink.p99_ms, p99),
     ] {
-        rows.push(Row {
-            figure: format!("Small upload latency {name} (create + PATCH)"),
-            value: format!("{:.2} ms", ours.median()),
-            limit: format!("sink: {:.2} ms", floor.median()),
-            ratio: Some(ours.median() / floor.median()),
-            target: "—".to_owned(),
-            met: None,
-            runs: ours.list(2),
-        });
+        rows.push(against_peers(
+            Row {
+                figure: format!("Small upload latency {name} (create + PATCH)"),
+                value: format!("{:.2} ms", ours.median()),
+                limit: format!("sink: {:.2} ms", floor.median()),
+                ratio: Some(ours.median() / floor.median()),
+                target: "—".to_owned(),
+                met: None,
+                runs: ours.list(2),
+                peer: String::new(),
+                vs_peer: None,
+            },
+            ours.median(),
+            f,
+            |p| pick(&p.small),
+            Better::Lower,
+            ms,
+        ));
+    }
+
+    // The same small uploads with a new curl process per request (left out without curl).
+    let curl = &f.small_curl;
+    let sink_curl = &f.sink_small_curl;
+    {
+        rows.push(against_peers(
+            Row {
+                figure: format!(
+                    "{} small uploads (create + one {} PATCH, finalised), a new `curl` process \
+                     per request",
+                    options.small_count,
+                    size(options.small_size)
+                ),
+                value: format!("{:.0} uploads/s", curl.rate.median()),
+                limit: format!("sink: {:.0}/s", sink_curl.rate.median()),
+                ratio: Some(curl.rate.median() / sink_curl.rate.median()),
+                target: "—".to_owned(),
+                met: None,
+                runs: curl.rate.list(0),
+                peer: String::new(),
+                vs_peer: None,
+            },
+            curl.rate.median(),
+            f,
+            |p| p.small_curl.rate.median(),
+            Better::Higher,
+            per_s,
+        ));
+        for (name, ours, floor, pick) in [
+            ("p50", &curl.p50_ms, &sink_curl.p50_ms, p50),
+            ("p99", &curl.p99_ms, &sink_curl.p99_ms, p99),
+        ] {
+            rows.push(against_peers(
+                Row {
+                    figure: format!(
+                        "Small upload latency {name}, curl per request (create + PATCH)"
+                    ),
+                    value: format!("{:.2} ms", ours.median()),
+                    limit: format!("sink: {:.2} ms", floor.median()),
+                    ratio: Some(ours.median() / floor.median()),
+                    target: "—".to_owned(),
+                    met: None,
+                    runs: ours.list(2),
+                    peer: String::new(),
+                    vs_peer: None,
+                },
+                ours.median(),
+                f,
+                |p| pick(&p.small_curl),
+                Better::Lower,
+                ms,
+            ));
+        }
     }
 
     let hwm = f.rss_hwm.median();
@@ -340,28 +482,92 @@ fn rows(options: &Options, f: &Figures) -> Vec<Row> {
     } else {
         "in-process: this process's"
     };
-    rows.push(Row {
-        figure: format!(
-            "Peak RSS ({whose} VmHWM) during the {big} PATCH; sampled VmRSS peak {}",
-            size(f.rss_sampled.median() as u64)
-        ),
-        value: size(hwm as u64),
-        limit: size(RSS_LIMIT),
-        ratio: Some(hwm / RSS_LIMIT as f64),
-        target: "≤ 1.00".to_owned(),
-        met: (judged && f.rss_is_server).then_some(hwm <= RSS_LIMIT as f64),
-        runs: f
-            .rss_hwm
-            .0
-            .iter()
-            .map(|b| size(*b as u64))
-            .collect::<Vec<_>>()
-            .join(", "),
-    });
+    rows.push(against_peers(
+        Row {
+            figure: format!(
+                "Peak RSS ({whose} VmHWM) during the {big} PATCH; sampled VmRSS peak {}",
+                size(f.rss_sampled.median() as u64)
+            ),
+            value: size(hwm as u64),
+            limit: size(RSS_LIMIT),
+            ratio: Some(hwm / RSS_LIMIT as f64),
+            target: "≤ 1.00".to_owned(),
+            met: (judged && f.rss_is_server).then_some(hwm <= RSS_LIMIT as f64),
+            runs: f
+                .rss_hwm
+                .0
+                .iter()
+                .map(|b| size(*b as u64))
+                .collect::<Vec<_>>()
+                .join(", "),
+            peer: String::new(),
+            vs_peer: None,
+        },
+        hwm,
+        f,
+        // This process's memory (in-process) is no peer's to compare with.
+        |p| {
+            if f.rss_is_server {
+                p.rss_hwm.median()
+            } else {
+                f64::NAN
+            }
+        },
+        Better::Lower,
+        |b| size(b as u64),
+    ));
     if options.runs_scenario(Scenario::S3) {
         rows.extend(s3_rows(options, f));
     }
     rows
+}
+
+/// Which way a figure is better.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Better {
+    /// Rates.
+    Higher,
+    /// Times and memory.
+    Lower,
+}
+
+/// `row` with its best-peer columns: the best of the peers' medians of the same figure (`pick`)
+/// and `ours` / it. Unchanged without peers; "—" when no peer has that figure.
+fn against_peers(
+    mut row: Row,
+    ours: f64,
+    f: &Figures,
+    pick: impl Fn(&PeerFigures) -> f64,
+    better: Better,
+    unit: impl Fn(f64) -> String,
+) -> Row {
+    if f.peers.is_empty() {
+        return row;
+    }
+    let best = f
+        .peers
+        .iter()
+        .map(|p| (pick(p), p.kind.name()))
+        .filter(|(v, _)| v.is_finite())
+        .reduce(|a, b| {
+            let b_better = match better {
+                Better::Higher => b.0 > a.0,
+                Better::Lower => b.0 < a.0,
+            };
+            if b_better {
+                b
+            } else {
+                a
+            }
+        });
+    match best {
+        Some((value, name)) => {
+            row.peer = format!("{} ({name})", unit(value));
+            row.vs_peer = Some(ours / value);
+        }
+        None => row.peer = "—".to_owned(),
+    }
+    row
 }
 
 /// The memory bound of the S3 rows: the local bound plus the parts a PATCH may hold.
@@ -385,6 +591,8 @@ fn s3_rows(options: &Options, f: &Figures) -> Vec<Row> {
             target: format!("≥ {target:.2}"),
             met: judged.then_some(ratio >= target),
             runs: s.list(0),
+            peer: String::new(),
+            vs_peer: None,
         }
     };
     let rss_limit = s3_rss_limit();
@@ -408,6 +616,8 @@ fn s3_rows(options: &Options, f: &Figures) -> Vec<Row> {
             target: String::new(),
             met: None,
             runs: f.s3_direct.list(0),
+            peer: String::new(),
+            vs_peer: None,
         },
         throughput(format!("S3: one {big} PATCH"), &f.s3_one, 0.8),
         throughput(
@@ -439,14 +649,25 @@ fn s3_rows(options: &Options, f: &Figures) -> Vec<Row> {
                 .map(|b| size(*b as u64))
                 .collect::<Vec<_>>()
                 .join(", "),
+            peer: String::new(),
+            vs_peer: None,
         },
     ]
 }
 
+/// The table; with the best-peer columns when peers were measured.
 fn table(rows: &[Row]) -> String {
-    let mut out = String::from(
-        "| Figure | Median | Limit | Ratio | Target | Met | Rounds |\n|---|---:|---:|---:|---|:-:|---|\n",
-    );
+    let peers = rows.iter().any(|r| !r.peer.is_empty());
+    let mut out = if peers {
+        String::from(
+            "| Figure | Median | Limit | Ratio | Target | Met | Best peer (same run) | ÷ best peer | Rounds |\n\
+             |---|---:|---:|---:|---|:-:|---:|---:|---|\n",
+        )
+    } else {
+        String::from(
+            "| Figure | Median | Limit | Ratio | Target | Met | Rounds |\n|---|---:|---:|---:|---|:-:|---|\n",
+        )
+    };
     for r in rows {
         let ratio = r.ratio.map_or(String::new(), |x| format!("{x:.2}"));
         let met = match r.met {
@@ -454,13 +675,159 @@ fn table(rows: &[Row]) -> String {
             Some(false) => "**no**",
             None => "",
         };
+        let peer = if peers {
+            let vs = r.vs_peer.map_or(String::new(), |x| format!("{x:.2}"));
+            format!(" {} | {vs} |", r.peer)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {ratio} | {} | {met} | {} |",
+            "| {} | {} | {} | {ratio} | {} | {met} |{peer} {} |",
             r.figure, r.value, r.limit, r.target, r.runs
         );
     }
     out
+}
+
+/// One figure of a peer, formatted.
+type PeerValue = Box<dyn Fn(&PeerFigures) -> String>;
+
+/// The peers: what each is, whether it was measured (or why not), and its medians.
+fn peers_section(options: &Options, f: &Figures) -> String {
+    let mut md = String::from("\n## Peers\n\n");
+    if !options.peers {
+        md.push_str(
+            "Not measured in this run: `make bench PEERS=1` (`--peers`) installs and measures \
+             the other TUS servers beside the service.\n",
+        );
+        return md;
+    }
+    md.push_str(
+        "Other TUS servers, measured in the same run with the same client and the same files \
+         (`make bench PEERS=1`; installed by `scripts/bench-peers` into the tools cache, outside \
+         the checkout). **Neither peer syncs what it writes**: a 204 from them means the bytes \
+         were handed to the kernel, not that they are on disk; the service's 204 means they \
+         are (`fdatasync`). The ratio column of the table above is the service's median over \
+         the best peer's (above 1 is better for rates, below 1 for times and memory).\n\n",
+    );
+    for peer in &f.peers {
+        let status = match &peer.unavailable {
+            None => "measured".to_owned(),
+            Some(why) if peer.one_patch.0.is_empty() && peer.small.rate.0.is_empty() => {
+                format!("**not measured**: {why}")
+            }
+            Some(why) => format!("measured, then **left out**: {why}"),
+        };
+        let _ = writeln!(md, "- **{}** ({}): {status}", peer.kind, peer.label);
+    }
+    let measured: Vec<&PeerFigures> = f
+        .peers
+        .iter()
+        .filter(|p| !p.one_patch.0.is_empty() || !p.small.rate.0.is_empty())
+        .collect();
+    if measured.is_empty() {
+        return md;
+    }
+    let big = size(options.big);
+    let mb_s = |s: &Samples| format!("{:.0} MB/s", s.median());
+    let figures: Vec<(String, PeerValue)> = vec![
+        (
+            format!("One {big} PATCH"),
+            Box::new(move |p| mb_s(&p.one_patch)),
+        ),
+        (
+            format!("{big} as {} PATCHes", size(options.patch)),
+            Box::new(move |p| mb_s(&p.chunked)),
+        ),
+        (
+            format!("{big} as {} PATCHes", size(options.patch_small)),
+            Box::new(move |p| mb_s(&p.chunked_small)),
+        ),
+        (
+            format!("One {} PATCH", size(options.huge)),
+            Box::new(move |p| mb_s(&p.huge)),
+        ),
+        (
+            format!(
+                "{} concurrent {} uploads, aggregate",
+                options.concurrent,
+                size(options.concurrent_size)
+            ),
+            Box::new(move |p| mb_s(&p.concurrent)),
+        ),
+        (
+            format!(
+                "{} small uploads, one keep-alive client",
+                options.small_count
+            ),
+            Box::new(|p| format!("{:.0} uploads/s", p.small.rate.median())),
+        ),
+        (
+            "… latency p50 / p99".to_owned(),
+            Box::new(|p| {
+                format!(
+                    "{:.2} / {:.2} ms",
+                    p.small.p50_ms.median(),
+                    p.small.p99_ms.median()
+                )
+            }),
+        ),
+        (
+            format!(
+                "{} small uploads, a new `curl` process per request",
+                options.small_count
+            ),
+            Box::new(|p| format!("{:.0} uploads/s", p.small_curl.rate.median())),
+        ),
+        (
+            "… latency p50 / p99".to_owned(),
+            Box::new(|p| {
+                format!(
+                    "{:.2} / {:.2} ms",
+                    p.small_curl.p50_ms.median(),
+                    p.small_curl.p99_ms.median()
+                )
+            }),
+        ),
+        (
+            format!("Peak RSS (VmHWM) after the {big} PATCH"),
+            Box::new(|p| size(p.rss_hwm.median() as u64)),
+        ),
+    ];
+    md.push_str("\nMedians (every round is in the log below):\n\n| Figure |");
+    for peer in &measured {
+        let _ = write!(md, " {} |", peer.kind);
+    }
+    md.push_str("\n|---|");
+    for _ in &measured {
+        md.push_str("---:|");
+    }
+    md.push('\n');
+    for (figure, value) in &figures {
+        let _ = write!(md, "| {figure} |");
+        for peer in &measured {
+            let _ = write!(md, " {} |", value(peer));
+        }
+        md.push('\n');
+    }
+    let failures: Vec<String> = f
+        .peers
+        .iter()
+        .flat_map(|p| {
+            p.failures
+                .iter()
+                .map(move |(figure, e)| format!("- {}: {figure}: {e}", p.kind))
+        })
+        .collect();
+    if !failures.is_empty() {
+        md.push_str("\nMeasurements that failed (those rounds do not count):\n\n");
+        for line in failures {
+            md.push_str(&line);
+            md.push('\n');
+        }
+    }
+    md
 }
 
 fn markdown(
@@ -483,7 +850,13 @@ fn markdown(
         let _ = writeln!(md, "- **{name}**: {value}");
     }
     let server = match &options.server {
-        ServerMode::Binary(path) => format!("`{}` (child process)", path.display()),
+        // Relative to the checkout when inside it: the report names no machine's paths.
+        ServerMode::Binary(path) => format!(
+            "`{}` (child process)",
+            path.strip_prefix(workspace_root())
+                .unwrap_or(path)
+                .display()
+        ),
         ServerMode::InProcess => "in-process `roughy_server::Application`".to_owned(),
     };
     let _ = writeln!(
@@ -539,9 +912,13 @@ fn markdown(
         f.sink_small.p50_ms.list(2),
         f.sink_small.p99_ms.list(2)
     );
+    md.push_str(&peers_section(options, f));
     md.push_str(METHOD);
     if options.runs_scenario(Scenario::S3) {
         md.push_str(S3_METHOD);
+    }
+    if options.peers {
+        md.push_str(PEERS_METHOD);
     }
     md.push_str("\n## Rounds\n\nThe run's log: every measurement, with the CPU seconds the server and the client \
                  (this benchmark) spent against the wall time.\n\n```text\n");
@@ -573,6 +950,12 @@ const METHOD: &str = "
   bytes by then, and finalised the upload on the last byte). Small uploads: `POST /v1/assets` +
   one PATCH, timed together, one after the other on one keep-alive connection; the sink answers
   the same two requests.
+- Small uploads by a new client process per request: the same create + PATCH, each request
+  a `curl` process (`--data-binary @file` from a file of the same bytes), one after the
+  other, timed from spawning the first to the second's exit; the sink answers the same
+  two processes. This is what a shell script or a one-shot client pays: a new connection and
+  process per request, no keep-alive.
+- The big size is also sent as 5 MiB PATCHes, tus-js-client's and Uppy's typical chunk size.
 - Small uploads are also compared with the filesystem steps one durable upload takes, done
   directly on the same disk (no HTTP, no repository): the gap is the rest of the service's
   work per upload (repository round trips and commits, HTTP, and processing of the previous
@@ -594,6 +977,27 @@ const S3_METHOD: &str = "- **S3 rows** (`scripts/s3s-fs run`, on by default when
   part size × parts in flight) and 1 GiB as 16 MiB PATCHes. Each asset must become `ready`
   and its object (the bucket's file under `<prefix>/objects/`) must have the size and SHA-256
   sent; the smoke run downloads it through its presigned `download_url` instead.
+";
+
+const PEERS_METHOD: &str =
+    "- **Peers** (`--peers`, `make bench PEERS=1`): `scripts/bench-peers install`
+  installs @tus/server with @tus/file-store from npm (versions pinned by
+  `bench/peers/package-lock.json`, run by our `bench/peers/tus-node-server.mjs`: a FileStore
+  on a directory, path `/files`, no auth) and builds rustus from crates.io (`cargo install
+  --locked`, default features), both once, into the tools cache. A peer that cannot be built
+  or started is named above with the reason, and the run goes on without it. Each round,
+  after the service's rows, each peer is started as a child process on a free loopback port
+  with a fresh data directory on the same disk as the service's, takes one small upload
+  (not measured), then the same uploads as the service (all but the S3 rows) from the same
+  client code: a TUS creation `POST` (`Upload-Length`, `Tus-Resumable: 1.0.0`) instead of
+  `POST /v1/assets`, then the same PATCHes; the curl rows spawn the same two curl processes
+  per upload. An upload counts only once the file the peer stored (found by the upload's id
+  in its data directory) has the size and SHA-256 that was sent; the file is then deleted.
+  The peers only store the bytes (no processing, no database), and **do not sync them**
+  (no `fsync`): they are not durable; the service is. rustus 0.5 reads each PATCH body
+  whole into memory before writing it and refuses bodies over `--max-body-size` (256 KiB by
+  default, which would refuse even the 1 MiB PATCH): it runs with that raised to the largest
+  PATCH sent, so its peak RSS grows with the PATCH size.
 ";
 
 /// The machine's description: CPU, cores, memory, kernel, disk, toolchain, date.

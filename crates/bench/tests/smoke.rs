@@ -22,6 +22,10 @@ async fn every_scenario_runs_and_every_upload_verifies() {
     let report = run(&options).await.expect("the smoke run succeeds");
     assert!(!report.rows().is_empty());
     assert!(report.markdown().contains("| One 8 MiB PATCH |"));
+    assert!(report.markdown().contains("| 8 MiB as 2 PATCHes of 5 MiB"));
+    assert!(report
+        .markdown()
+        .contains("a new `curl` process per request |"));
     if S3Env::present() {
         assert!(report.markdown().contains("| S3: one 8 MiB PATCH |"));
     }
