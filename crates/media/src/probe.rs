@@ -484,7 +484,7 @@ impl TrackClock {
             .time_base
             .or_else(|| params.sample_rate.map(|rate| TimeBase::new(1, rate)))
             .filter(|tb| tb.numer > 0 && tb.denom > 0)?;
-        let decoder = (decode_audio && is_audio(params))
+        let decoder = (decode_audio && is_audio(params) && !is_pcm(params.codec))
             .then(|| make_decoder(params))
             .flatten();
         let mut clock = Self {
@@ -565,6 +565,17 @@ fn make_decoder(params: &CodecParameters) -> Option<Box<dyn Decoder>> {
         .ok()
 }
 
+/// Whether `codec` is uncompressed PCM (WAV, AIFF, PCM in Matroska or MP4). Any bytes are valid
+/// PCM samples, so decoding them can find nothing wrong: it only converts every sample (a
+/// 512 MiB WAV probed in 0.41 s with 0.35 s of CPU, 0.09 s and 0.03 s without), CPU taken from
+/// the uploads running beside processing. The packet scan still checks the stated length
+/// against what the packets reach (a WAV cut mid-sample stays `media_truncated`).
+fn is_pcm(codec: CodecType) -> bool {
+    symphonia::default::get_codecs()
+        .get_codec(codec)
+        .is_some_and(|d| d.short_name.starts_with("pcm_"))
+}
+
 /// Whether a track carries audio (it has a known codec and a sample rate).
 fn is_audio(params: &CodecParameters) -> bool {
     params.codec != CODEC_TYPE_NULL && params.sample_rate.is_some()
@@ -615,5 +626,30 @@ fn from_symphonia(err: &SymphoniaError, io_failure: &IoFailure, code: &str) -> P
     match io_failure.get() {
         Some(message) => ProbeError::Transient(message.clone()),
         None => failure(code, &err.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use symphonia::core::codecs::{
+        CODEC_TYPE_FLAC, CODEC_TYPE_MP3, CODEC_TYPE_PCM_F32LE, CODEC_TYPE_PCM_MULAW,
+        CODEC_TYPE_PCM_S16BE, CODEC_TYPE_PCM_S16LE, CODEC_TYPE_VORBIS,
+    };
+
+    use super::is_pcm;
+
+    #[test]
+    fn pcm_codecs_are_told_from_compressed_ones() {
+        for pcm in [
+            CODEC_TYPE_PCM_S16LE,
+            CODEC_TYPE_PCM_S16BE,
+            CODEC_TYPE_PCM_F32LE,
+            CODEC_TYPE_PCM_MULAW,
+        ] {
+            assert!(is_pcm(pcm), "{pcm:?}");
+        }
+        for compressed in [CODEC_TYPE_FLAC, CODEC_TYPE_MP3, CODEC_TYPE_VORBIS] {
+            assert!(!is_pcm(compressed), "{compressed:?}");
+        }
     }
 }
