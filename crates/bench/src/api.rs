@@ -168,11 +168,7 @@ impl Api {
             .await
             .context("POST /v1/assets")?;
         let status = response.status();
-        let location = response
-            .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let location = location_of(&response);
         let body: Value = response.json().await.context("reading the created asset")?;
         ensure!(
             status == StatusCode::CREATED,
@@ -198,11 +194,7 @@ impl Api {
             .await
             .with_context(|| format!("POST {path}"))?;
         let status = response.status();
-        let location = response
-            .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let location = location_of(&response);
         if status != StatusCode::CREATED {
             let body = response.text().await.unwrap_or_default();
             bail!("POST {path}: {status} {body}");
@@ -415,6 +407,15 @@ fn str_field(value: &Value, field: &str) -> anyhow::Result<String> {
         .as_str()
         .map(str::to_owned)
         .with_context(|| format!("no \"{field}\" in {value}"))
+}
+
+/// The `Location` header of a response, when it has a text one.
+fn location_of(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ use tokio::process::{Child, Command};
 
 use crate::api::Api;
 use crate::report::{Samples, SmallSamples};
+use crate::service::log_tail;
 
 /// How long a peer may take to accept connections.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -323,18 +324,6 @@ fn find_file(dir: &Path, name: &str) -> anyhow::Result<Option<PathBuf>> {
         }
     }
     Ok(None)
-}
-
-/// The end of a peer's log, for error messages.
-fn log_tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let from = lines.len().saturating_sub(20);
-    format!(
-        "--- {} (last lines) ---\n{}",
-        log.display(),
-        lines[from..].join("\n")
-    )
 }
 
 /// One peer's figures over the rounds, or why it was not measured.

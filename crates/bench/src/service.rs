@@ -246,8 +246,8 @@ impl Service {
     }
 }
 
-/// The end of the server's log, for error messages.
-fn log_tail(log: &Path) -> String {
+/// The end of a child process's log (the server's, a peer's), for error messages.
+pub(crate) fn log_tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     let from = lines.len().saturating_sub(20);
