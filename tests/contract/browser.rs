@@ -150,16 +150,50 @@ fn media() -> Vec<u8> {
     wav(20_000, 8_000)
 }
 
+/// What every scenario starts from: a server, a tenant with a project, the page server on
+/// another origin, and the file the page uploads (kept in a temp dir for the test's length).
+struct Stage {
+    app: TestApp,
+    t: Tenant,
+    project: String,
+    pages: PageServer,
+    bytes: Vec<u8>,
+    file: String,
+    dir: tempfile::TempDir,
+}
+
+impl Stage {
+    async fn new(name: &str, bytes: Vec<u8>) -> Self {
+        let app = TestApp::spawn().await;
+        let t = app.tenant(100).await;
+        let project = app.project(&t).await;
+        let pages = PageServer::start().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = write_file(dir.path(), name, &bytes);
+        Self {
+            app,
+            t,
+            project,
+            pages,
+            bytes,
+            file,
+            dir,
+        }
+    }
+}
+
 #[tokio::test]
 async fn tus_js_client_in_chromium_is_aborted_midway_resumes_from_head_and_stores_identical_bytes()
 {
-    let app = TestApp::spawn().await;
-    let t = app.tenant(100).await;
-    let project = app.project(&t).await;
-    let pages = PageServer::start().await;
-    let bytes = media();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = write_file(dir.path(), "browser.wav", &bytes);
+    let Stage {
+        app,
+        t,
+        project,
+        pages,
+        bytes,
+        file,
+        dir: _dir,
+    } = Stage::new("browser.wav", media()).await;
     let (asset, location) = app.asset(&t, &project, bytes.len()).await;
 
     let report = drive(json!({
@@ -184,13 +218,15 @@ async fn tus_js_client_in_chromium_is_aborted_midway_resumes_from_head_and_store
 
 #[tokio::test]
 async fn uppy_in_chromium_uploads_to_a_pre_created_upload_url_and_stores_identical_bytes() {
-    let app = TestApp::spawn().await;
-    let t = app.tenant(100).await;
-    let project = app.project(&t).await;
-    let pages = PageServer::start().await;
-    let bytes = media();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = write_file(dir.path(), "uppy.wav", &bytes);
+    let Stage {
+        app,
+        t,
+        project,
+        pages,
+        bytes,
+        file,
+        dir: _dir,
+    } = Stage::new("uppy.wav", media()).await;
     let (asset, location) = app.asset(&t, &project, bytes.len()).await;
 
     let report = drive(json!({
@@ -236,13 +272,15 @@ async fn direct_asset(
 #[tokio::test]
 async fn a_page_without_the_api_key_uploads_through_a_direct_upload_url_in_chromium_and_cors_refuses_another_origins_url(
 ) {
-    let app = TestApp::spawn().await;
-    let t = app.tenant(100).await;
-    let project = app.project(&t).await;
-    let pages = PageServer::start().await;
-    let bytes = media();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = write_file(dir.path(), "direct.wav", &bytes);
+    let Stage {
+        app,
+        t,
+        project,
+        pages,
+        bytes,
+        file,
+        dir: _dir,
+    } = Stage::new("direct.wav", media()).await;
     let (asset, location) = direct_asset(&app, &t, &project, bytes.len(), &pages.origin).await;
     let (refused, refused_url) =
         direct_asset(&app, &t, &project, bytes.len(), "https://app.example.com").await;
@@ -276,14 +314,17 @@ async fn a_page_without_the_api_key_uploads_through_a_direct_upload_url_in_chrom
 #[tokio::test]
 async fn tus_js_client_in_chromium_with_the_readme_retry_rule_shows_unsupported_media_type_after_one_patch(
 ) {
-    let app = TestApp::spawn().await;
-    let t = app.tenant(100).await;
-    let project = app.project(&t).await;
-    let pages = PageServer::start().await;
-    let mut bytes = b"This is a plain text file, not audio or video at all.\n".repeat(2_000);
-    bytes.truncate(100_000);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = write_file(dir.path(), "notes.txt", &bytes);
+    let mut text = b"This is a plain text file, not audio or video at all.\n".repeat(2_000);
+    text.truncate(100_000);
+    let Stage {
+        app,
+        t,
+        project,
+        pages,
+        bytes,
+        file,
+        dir: _dir,
+    } = Stage::new("notes.txt", text).await;
     let (_, location) = app.asset(&t, &project, bytes.len()).await;
 
     let report = drive(json!({
