@@ -24,7 +24,11 @@ use roughy_app::ports::{
 };
 use roughy_domain::{AssetId, MediaFormat, Staging, Upload, UploadId};
 
-use crate::part_writer::{PartFile, PartWriter, DIRECT_ALIGN, WRITE_BUFFER_SIZE};
+use std::sync::Arc;
+
+use crate::part_writer::{
+    BufferPool, PartFile, PartWriter, DIRECT_ALIGN, IDLE_WRITE_BUFFERS, WRITE_BUFFER_SIZE,
+};
 
 /// The size of the chunks [`BlobStore::read_range`] streams (64 KiB).
 pub const READ_CHUNK_SIZE: usize = 64 * 1024;
@@ -44,7 +48,8 @@ pub struct LocalBlobStore {
     uploads: PathBuf,
     objects_dir: PathBuf,
     objects: LocalFileSystem,
-    write_buffer: usize,
+    /// The write buffers of appends, kept between them.
+    buffers: Arc<BufferPool>,
     direct_io: bool,
 }
 
@@ -67,16 +72,18 @@ impl LocalBlobStore {
             uploads,
             objects_dir,
             objects,
-            write_buffer: WRITE_BUFFER_SIZE,
+            buffers: Arc::new(BufferPool::new(WRITE_BUFFER_SIZE, IDLE_WRITE_BUFFERS)),
             direct_io: true,
         })
     }
 
     /// Sets the size of the write buffers `append` uses (default [`WRITE_BUFFER_SIZE`]; at
-    /// least 1). Each append holds at most [`WRITE_BUFFERS`](crate::WRITE_BUFFERS) of them.
+    /// least 1). Each append holds at most [`WRITE_BUFFERS`](crate::WRITE_BUFFERS) of them;
+    /// the store keeps [`IDLE_WRITE_BUFFERS`](crate::IDLE_WRITE_BUFFERS) idle ones for the
+    /// next appends.
     #[must_use]
     pub fn with_write_buffer_size(mut self, bytes: usize) -> Self {
-        self.write_buffer = bytes.max(1);
+        self.buffers = Arc::new(BufferPool::new(bytes, IDLE_WRITE_BUFFERS));
         self
     }
 
@@ -268,11 +275,17 @@ impl LocalBlobStore {
             Ok(Ok(file)) => {
                 // A body that fits the limit needs no bigger buffer than the limit (rounded up
                 // to whole blocks, as direct I/O wants them).
+                let full = self.buffers.size();
                 let buffer = usize::try_from(limit)
                     .ok()
                     .and_then(|l| l.checked_next_multiple_of(DIRECT_ALIGN))
-                    .map_or(self.write_buffer, |l| l.min(self.write_buffer));
-                return Ok(PartWriter::new(file, offset, buffer));
+                    .map_or(full, |l| l.min(full));
+                return Ok(PartWriter::new(
+                    file,
+                    offset,
+                    Arc::clone(&self.buffers),
+                    buffer,
+                ));
             }
             Ok(Err(OpenFailure::Missing { staged })) => {
                 tracing::error!(
