@@ -249,7 +249,7 @@ async fn creating_past_the_pending_upload_limit_stores_nothing() {
         .await
         .unwrap();
     w.repo
-        .finalize_upload(done, &Staging::new("s;1"), at(6), &fence)
+        .finalize_upload(done, &Staging::new("s;1"), None, at(6), &fence)
         .await
         .unwrap();
     let (admitted, upload) = w.draft(&account, &project, at(7));

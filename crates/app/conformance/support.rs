@@ -183,6 +183,7 @@ impl World {
             .finalize_upload(
                 &asset.upload_id,
                 &Self::final_staging(),
+                None,
                 created,
                 &self.fence(&asset.upload_id).await,
             )

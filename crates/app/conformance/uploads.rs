@@ -55,6 +55,7 @@ async fn progress_moves_the_offset_and_expiry_of_an_active_upload_only() {
             100,
             &staging("parts=1"),
             at(500),
+            None,
             &w.fence(&asset.upload_id).await,
         )
         .await
@@ -69,6 +70,7 @@ async fn progress_moves_the_offset_and_expiry_of_an_active_upload_only() {
                 SIZE + 1,
                 &staging("parts=9"),
                 at(501),
+                None,
                 &w.fence(&asset.upload_id).await
             )
             .await,
@@ -86,6 +88,7 @@ async fn progress_moves_the_offset_and_expiry_of_an_active_upload_only() {
                 1,
                 &staging("x"),
                 at(501),
+                None,
                 &w.fence(&unknown).await
             )
             .await,
@@ -124,6 +127,71 @@ async fn identify_records_the_format_while_the_upload_is_active() {
     ));
 }
 
+/// A sink without staging: the first chunk's format is recorded with its progress, or with
+/// the finalisation of a single-chunk upload, atomically with the upload's change.
+#[tokio::test]
+async fn the_first_progress_or_finalisation_can_carry_the_format() {
+    let w = World::new().await;
+    let account = w.account().await;
+    let project = w.project(&account, at(0)).await;
+
+    let chunked = w.asset(&account, &project, at(1)).await;
+    let fence = w.fence(&chunked.upload_id).await;
+    w.repo
+        .record_progress(
+            &chunked.upload_id,
+            100,
+            &Staging::default(),
+            at(500),
+            Some(MediaFormat::Flac),
+            &fence,
+        )
+        .await
+        .unwrap();
+    assert_eq!(w.get(&chunked).await.format, Some(MediaFormat::Flac));
+    assert_eq!(w.upload(&chunked).await.offset, 100);
+    // A progress the upload refuses (not forward) identifies nothing either.
+    assert!(matches!(
+        w.repo
+            .record_progress(
+                &chunked.upload_id,
+                50,
+                &Staging::default(),
+                at(501),
+                Some(MediaFormat::Mp3),
+                &fence,
+            )
+            .await,
+        Err(RepoError::Conflict(_))
+    ));
+    assert_eq!(w.get(&chunked).await.format, Some(MediaFormat::Flac));
+    assert_eq!(w.upload(&chunked).await.offset, 100);
+
+    let single = w.asset(&account, &project, at(2)).await;
+    w.repo
+        .finalize_upload(
+            &single.upload_id,
+            &Staging::default(),
+            Some(MediaFormat::Wav),
+            at(3),
+            &w.fence(&single.upload_id).await,
+        )
+        .await
+        .unwrap();
+    let stored = w.get(&single).await;
+    assert_eq!(stored.state, AssetState::Processing);
+    assert_eq!(stored.format, Some(MediaFormat::Wav));
+    assert_eq!(w.upload(&single).await.state, UploadState::Completed);
+    let job = w
+        .repo
+        .claim_job(at(10), Duration::minutes(1))
+        .await
+        .unwrap()
+        .expect("the finalisation queued its job");
+    assert_eq!(job.asset.id, single.id);
+    assert_eq!(job.asset.format, Some(MediaFormat::Wav));
+}
+
 #[tokio::test]
 async fn finalising_completes_the_upload_moves_the_asset_and_queues_a_job() {
     let w = World::new().await;
@@ -137,6 +205,7 @@ async fn finalising_completes_the_upload_moves_the_asset_and_queues_a_job() {
             .finalize_upload(
                 &asset.upload_id,
                 &staging("final"),
+                None,
                 at(2),
                 &w.fence(&asset.upload_id).await
             )
@@ -168,6 +237,7 @@ async fn finalising_completes_the_upload_moves_the_asset_and_queues_a_job() {
             600,
             &staging("mpu-1;1"),
             at(3),
+            None,
             &w.fence(&asset.upload_id).await,
         )
         .await
@@ -176,6 +246,7 @@ async fn finalising_completes_the_upload_moves_the_asset_and_queues_a_job() {
         .finalize_upload(
             &asset.upload_id,
             &staging("mpu-1;1;2"),
+            None,
             at(4),
             &w.fence(&asset.upload_id).await,
         )
@@ -195,6 +266,7 @@ async fn finalising_completes_the_upload_moves_the_asset_and_queues_a_job() {
             .finalize_upload(
                 &asset.upload_id,
                 &staging("again"),
+                None,
                 at(5),
                 &w.fence(&asset.upload_id).await
             )
@@ -208,6 +280,7 @@ async fn finalising_completes_the_upload_moves_the_asset_and_queues_a_job() {
                 SIZE - 1,
                 &staging("again"),
                 at(5),
+                None,
                 &w.fence(&asset.upload_id).await
             )
             .await,
@@ -350,6 +423,7 @@ async fn an_expiry_discard_rechecks_the_expiry_atomically() {
             64,
             &staging("64"),
             at(10),
+            None,
             &w.fence(&asset.upload_id).await,
         )
         .await
@@ -384,6 +458,7 @@ async fn an_expiry_discard_rechecks_the_expiry_atomically() {
             128,
             &staging("128"),
             at(100),
+            None,
             &w.fence(&asset.upload_id).await,
         )
         .await
@@ -414,6 +489,7 @@ async fn expired_uploads_lists_only_active_ones_past_their_expiry() {
                 64,
                 &staging("64"),
                 at(secs),
+                None,
                 &w.fence(&asset.upload_id).await,
             )
             .await
@@ -427,6 +503,7 @@ async fn expired_uploads_lists_only_active_ones_past_their_expiry() {
             64,
             &staging("64"),
             at(1_000),
+            None,
             &w.fence(&fresh.upload_id).await,
         )
         .await
@@ -449,6 +526,7 @@ async fn expired_uploads_lists_only_active_ones_past_their_expiry() {
             64,
             &staging("mpu;64"),
             at(5),
+            None,
             &w.fence(&done.upload_id).await,
         )
         .await
@@ -457,6 +535,7 @@ async fn expired_uploads_lists_only_active_ones_past_their_expiry() {
         .finalize_upload(
             &done.upload_id,
             &staging("mpu;64;final"),
+            None,
             at(6),
             &w.fence(&done.upload_id).await,
         )
@@ -564,6 +643,7 @@ async fn identify_stores_the_staging_begun_and_progress_replaces_it() {
             300,
             &staging("mpu-7;1:e1"),
             at(50),
+            None,
             &w.fence(&asset.upload_id).await,
         )
         .await
@@ -583,6 +663,7 @@ async fn identify_stores_the_staging_begun_and_progress_replaces_it() {
             600,
             &staging("mpu-7;1:e1,2:e2"),
             at(60),
+            None,
             &w.fence(&asset.upload_id).await,
         )
         .await
@@ -615,6 +696,7 @@ async fn staging_is_fixed_once_a_byte_is_stored() {
             100,
             &staging("mpu-1;1"),
             at(50),
+            None,
             &w.fence(&asset.upload_id).await,
         )
         .await
@@ -652,6 +734,7 @@ async fn progress_only_moves_forward_and_stays_below_the_length() {
             400,
             &staging("400"),
             at(50),
+            None,
             &w.fence(&asset.upload_id).await,
         )
         .await
@@ -669,6 +752,7 @@ async fn progress_only_moves_forward_and_stays_below_the_length() {
                         refused,
                         &staging("refused"),
                         at(99),
+                        None,
                         &w.fence(&asset.upload_id).await
                     )
                     .await,
@@ -692,6 +776,7 @@ async fn progress_only_moves_forward_and_stays_below_the_length() {
             SIZE - 1,
             &staging("999"),
             at(60),
+            None,
             &w.fence(&asset.upload_id).await,
         )
         .await
@@ -720,6 +805,7 @@ async fn the_claimed_job_carries_the_completed_upload_with_its_final_staging() {
             500,
             &staging("mpu-9;1:a"),
             at(2),
+            None,
             &w.fence(&asset.upload_id).await,
         )
         .await
@@ -728,6 +814,7 @@ async fn the_claimed_job_carries_the_completed_upload_with_its_final_staging() {
         .finalize_upload(
             &asset.upload_id,
             &staging("mpu-9;1:a,2:b"),
+            None,
             at(3),
             &w.fence(&asset.upload_id).await,
         )
@@ -785,6 +872,7 @@ async fn every_purge_carries_the_staging_of_its_upload() {
             100,
             &staging("d;1"),
             at(2),
+            None,
             &w.fence(&discarded.upload_id).await,
         )
         .await
@@ -817,6 +905,7 @@ async fn every_purge_carries_the_staging_of_its_upload() {
             200,
             &staging("a;1"),
             at(2),
+            None,
             &w.fence(&deleted.upload_id).await,
         )
         .await
@@ -905,14 +994,14 @@ async fn a_writer_that_lost_its_lease_changes_nothing() {
     let current = w.fence(&id).await;
     assert_ne!(late, current);
     w.repo
-        .record_progress(&id, 400, &staging("mpu-1;1"), at(50), &current)
+        .record_progress(&id, 400, &staging("mpu-1;1"), at(50), None, &current)
         .await
         .unwrap();
 
     // The late writer wakes up: each of its writes is refused and changes nothing.
     assert!(matches!(
         w.repo
-            .record_progress(&id, 200, &staging("late"), at(60), &late)
+            .record_progress(&id, 200, &staging("late"), at(60), None, &late)
             .await,
         Err(RepoError::LeaseLost)
     ));
@@ -924,7 +1013,7 @@ async fn a_writer_that_lost_its_lease_changes_nothing() {
     ));
     assert!(matches!(
         w.repo
-            .finalize_upload(&id, &staging("late"), at(60), &late)
+            .finalize_upload(&id, &staging("late"), None, at(60), &late)
             .await,
         Err(RepoError::LeaseLost)
     ));
@@ -944,7 +1033,7 @@ async fn a_writer_that_lost_its_lease_changes_nothing() {
 
     // The current writer goes on.
     w.repo
-        .record_progress(&id, 500, &staging("mpu-1;1;2"), at(70), &current)
+        .record_progress(&id, 500, &staging("mpu-1;1;2"), at(70), None, &current)
         .await
         .unwrap();
     assert_eq!(w.upload(&asset).await.offset, 500);

@@ -423,11 +423,13 @@ async fn the_database_failing_at_each_step_of_a_patch_is_survived_by_resuming_cl
             when: "OLD.id = '{asset}' AND OLD.format IS NULL AND NEW.format IS NOT NULL",
             failures: 1,
         },
+        // On local disk the sink stages nothing before the bytes, so the format is recorded
+        // by the first chunk's progress, in one commit with it.
         Step {
-            name: "identify_upload",
+            name: "first_progress",
             table: "uploads",
             op: "UPDATE",
-            when: "OLD.id = '{upload}' AND NEW.upload_offset = 0",
+            when: "OLD.id = '{upload}' AND OLD.upload_offset = 0 AND NEW.upload_offset > 0",
             failures: 1,
         },
         Step {

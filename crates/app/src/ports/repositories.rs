@@ -246,7 +246,10 @@ pub trait UploadRepo: Send + Sync {
         id: &UploadId,
     ) -> Result<UploadLookup, RepoError>;
     /// Atomically records the format sniffed from the first chunk on the upload's asset and
-    /// the sink's staging for it ([`Upload::stage`]).
+    /// the sink's staging for it ([`Upload::stage`]), before any byte is written: for a sink
+    /// whose staging must be remembered first (a multipart upload to abort on a purge). When
+    /// the sink has no staging, the format goes with the first chunk's bytes instead (the
+    /// `identified` argument of `record_progress` and `finalize_upload`), one commit fewer.
     /// MUST return `NotFound` if the upload is no longer active.
     async fn identify_upload(
         &self,
@@ -256,26 +259,32 @@ pub trait UploadRepo: Send + Sync {
         fence: &UploadFence,
     ) -> Result<(), RepoError>;
     /// Records bytes durably stored ([`Upload::advance`]): the new offset, the sink's staging
-    /// for it and the refreshed expiry, in one step. MUST return `NotFound` if the upload is
-    /// no longer active, `Conflict` when the transition is refused.
+    /// for it and the refreshed expiry, and with `identified` (the first chunk's format, not
+    /// recorded by `identify_upload`) the asset's format ([`Asset::identify`]), in one step.
+    /// MUST return `NotFound` if the upload is no longer active, `Conflict` when a transition
+    /// is refused (and then change nothing).
     async fn record_progress(
         &self,
         id: &UploadId,
         offset: u64,
         staging: &Staging,
         expires_at: OffsetDateTime,
+        identified: Option<MediaFormat>,
         fence: &UploadFence,
     ) -> Result<(), RepoError>;
     /// Atomically: the upload completes ([`Upload::complete`], offset = length), the asset
     /// moves to `processing` with `size_bytes` = the length, and a processing job is durably
     /// queued. The staged bytes are made the asset's object afterwards, by the job
     /// ([`BlobStore::complete_upload`](super::BlobStore::complete_upload)), so a failure of this step leaves them staged and the
-    /// client's resend at the previous offset completes the upload.
+    /// client's resend at the previous offset completes the upload. With `identified` (an
+    /// upload whose first chunk is its last, on a sink without staging), the asset takes that
+    /// format first ([`Asset::identify`]), in the same step.
     /// MUST return `NotFound` if the upload is no longer active.
     async fn finalize_upload(
         &self,
         id: &UploadId,
         staging: &Staging,
+        identified: Option<MediaFormat>,
         at: OffsetDateTime,
         fence: &UploadFence,
     ) -> Result<(), RepoError>;

@@ -148,6 +148,8 @@ impl Ingest {
         let stopped = stop.clone();
         let mut body: ByteStream<'_> = Box::pin(body.take_until(stop));
 
+        // The first chunk's format, when it is recorded with the chunk's bytes.
+        let mut identified = None;
         if upload.expects_first_chunk() {
             let head = match read_head(&mut body).await {
                 Err(IngestError::Patch(PatchRefusal::FirstChunkTooSmall))
@@ -177,10 +179,18 @@ impl Ingest {
                 let staging = self.ports.sink.begin(&upload, format).await?;
                 upload.stage(staging).map_err(internal)?;
             }
-            self.ports
-                .uploads
-                .identify_upload(id, format, &upload.staging, &fence)
-                .await?;
+            if upload.staging.is_empty() {
+                // Nothing to remember before the bytes: the format is recorded with them, in
+                // the progress or finalising commit (one commit fewer per upload).
+                identified = Some(format);
+            } else {
+                // The sink's staging (a multipart upload) must be on record before any byte
+                // is, so a purge finds what to abort.
+                self.ports
+                    .uploads
+                    .identify_upload(id, format, &upload.staging, &fence)
+                    .await?;
+            }
             body = Box::pin(stream::once(async move { Ok(head) }).chain(body));
         }
 
@@ -203,7 +213,7 @@ impl Ingest {
         if offset > upload.offset && offset < length {
             self.ports
                 .uploads
-                .record_progress(id, offset, &outcome.staging, expires_at, &fence)
+                .record_progress(id, offset, &outcome.staging, expires_at, identified, &fence)
                 .await?;
             self.ports.metrics.bytes_received(offset - upload.offset);
         }
@@ -232,7 +242,7 @@ impl Ingest {
         // the offset where it was: the client's resend from HEAD's offset completes.
         self.ports
             .uploads
-            .finalize_upload(id, &outcome.staging, now, &fence)
+            .finalize_upload(id, &outcome.staging, identified, now, &fence)
             .await?;
         self.ports
             .metrics

@@ -81,21 +81,34 @@ impl UploadRepo for MemoryRepository {
         offset: u64,
         staging: &Staging,
         expires_at: OffsetDateTime,
+        identified: Option<MediaFormat>,
         fence: &UploadFence,
     ) -> Result<(), RepoError> {
         let mut state = self.state()?;
         self.fenced(id, fence)?;
+        let state = &mut *state;
         let upload = active(&mut state.uploads, id)?;
-        // A refused transition leaves the upload as it was, so it may run in place.
-        upload
+        // Both transitions on copies, written only when both succeeded.
+        let mut advanced = upload.clone();
+        advanced
             .advance(offset, staging.clone(), expires_at)
-            .map_err(conflict)
+            .map_err(conflict)?;
+        if let Some(format) = identified {
+            let asset = state
+                .assets
+                .get_mut(&upload.asset_id)
+                .ok_or(RepoError::NotFound)?;
+            asset.identify(format).map_err(conflict)?;
+        }
+        *upload = advanced;
+        Ok(())
     }
 
     async fn finalize_upload(
         &self,
         id: &UploadId,
         staging: &Staging,
+        identified: Option<MediaFormat>,
         at: OffsetDateTime,
         fence: &UploadFence,
     ) -> Result<(), RepoError> {
@@ -110,6 +123,9 @@ impl UploadRepo for MemoryRepository {
         let mut completed = upload.clone();
         completed.complete(staging.clone()).map_err(conflict)?;
         let mut finished = asset.clone();
+        if let Some(format) = identified {
+            finished.identify(format).map_err(conflict)?;
+        }
         finished
             .finish_upload(completed.length.get())
             .map_err(conflict)?;

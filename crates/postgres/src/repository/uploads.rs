@@ -68,6 +68,22 @@ async fn lock_asset(conn: &mut AsyncPgConnection, upload: &Upload) -> Result<Ass
     Ok(Asset::try_from(row.ok_or(RepoError::NotFound)?)?)
 }
 
+/// The upload's asset takes the format sniffed from its first chunk ([`Asset::identify`]), in
+/// the caller's transaction.
+async fn identify(
+    conn: &mut AsyncPgConnection,
+    upload: &Upload,
+    format: MediaFormat,
+) -> Result<(), StoreError> {
+    let mut asset = lock_asset(conn, upload).await?;
+    asset.identify(format).map_err(conflict)?;
+    diesel::update(assets::table.find(asset.id.as_str()))
+        .set(AssetChanges::try_from(&asset)?)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Writes what the domain decided about an upload: its offset, expiry, state and staging.
 async fn save(conn: &mut AsyncPgConnection, upload: &Upload) -> Result<(), StoreError> {
     let row = UploadRow::try_from(upload)?;
@@ -164,13 +180,8 @@ impl UploadRepo for PgRepository {
         conn.transaction::<_, StoreError, _>(async |conn| {
             check_fence(conn, id, fence).await?;
             let mut upload = lock_active(conn, id).await?;
-            let mut asset = lock_asset(conn, &upload).await?;
             upload.stage(staging.clone()).map_err(conflict)?;
-            asset.identify(format).map_err(conflict)?;
-            diesel::update(assets::table.find(asset.id.as_str()))
-                .set(AssetChanges::try_from(&asset)?)
-                .execute(conn)
-                .await?;
+            identify(conn, &upload, format).await?;
             save(conn, &upload).await
         })
         .await?;
@@ -184,12 +195,16 @@ impl UploadRepo for PgRepository {
         offset: u64,
         staging: &Staging,
         expires_at: OffsetDateTime,
+        identified: Option<MediaFormat>,
         fence: &UploadFence,
     ) -> Result<(), RepoError> {
         let mut conn = self.conn().await?;
         conn.transaction::<_, StoreError, _>(async |conn| {
             check_fence(conn, id, fence).await?;
             let mut upload = lock_active(conn, id).await?;
+            if let Some(format) = identified {
+                identify(conn, &upload, format).await?;
+            }
             upload
                 .advance(offset, staging.clone(), expires_at)
                 .map_err(conflict)?;
@@ -204,6 +219,7 @@ impl UploadRepo for PgRepository {
         &self,
         id: &UploadId,
         staging: &Staging,
+        identified: Option<MediaFormat>,
         at: OffsetDateTime,
         fence: &UploadFence,
     ) -> Result<(), RepoError> {
@@ -212,6 +228,9 @@ impl UploadRepo for PgRepository {
             check_fence(conn, id, fence).await?;
             let mut upload = lock_active(conn, id).await?;
             let mut asset = lock_asset(conn, &upload).await?;
+            if let Some(format) = identified {
+                asset.identify(format).map_err(conflict)?;
+            }
             upload.complete(staging.clone()).map_err(conflict)?;
             asset.finish_upload(upload.length.get()).map_err(conflict)?;
             diesel::update(assets::table.find(asset.id.as_str()))

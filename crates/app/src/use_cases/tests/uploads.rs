@@ -139,11 +139,15 @@ impl Case {
         self.h
             .uploads
             .expect_record_progress()
-            .withf(move |i, o, s, expires, _| {
-                *i == id && *o == offset && *s == staging && *expires == NOW + UPLOAD_TTL
+            .withf(move |i, o, s, expires, identified, _| {
+                *i == id
+                    && *o == offset
+                    && *s == staging
+                    && *expires == NOW + UPLOAD_TTL
+                    && identified.is_none()
             })
             .times(1)
-            .returning(move |_, o, _, _, _| {
+            .returning(move |_, o, _, _, _, _| {
                 journal.push(format!("record_progress({o})"));
                 Ok(())
             });
@@ -736,6 +740,105 @@ async fn supported_first_chunk_is_identified_and_staged_before_any_byte_is_store
     );
 }
 
+/// A sink without staging (local disk) has nothing to put on record before the bytes: the
+/// format goes with the first chunk's progress, one commit instead of two.
+#[tokio::test]
+async fn on_a_sink_without_staging_the_format_is_recorded_with_the_first_progress() {
+    let mut case = Case::at(0);
+    case.expect_locked_lookups();
+    case.h
+        .media
+        .expect_sniff()
+        .times(1)
+        .returning(|_| Some(MediaFormat::Wav));
+    case.h
+        .sink
+        .expect_begin()
+        .times(1)
+        .returning(|_, _| Ok(Staging::default()));
+    case.h.uploads.expect_identify_upload().never();
+    case.expect_append_to(case.upload.clone(), |received| AppendOutcome {
+        offset: u64::try_from(received.len()).expect("small"),
+        staging: Staging::default(),
+        stop: None,
+    });
+    let id = case.upload.id.clone();
+    let journal = case.h.journal.clone();
+    case.h
+        .uploads
+        .expect_record_progress()
+        .withf(move |i, o, s, _, identified, _| {
+            *i == id && *o == 300 && s.is_empty() && *identified == Some(MediaFormat::Wav)
+        })
+        .times(1)
+        .returning(move |_, o, _, _, _, _| {
+            journal.push(format!("record_progress({o}) with the format"));
+            Ok(())
+        });
+    case.expect_no_finalisation();
+
+    let mut head = b"RIFF".to_vec();
+    head.resize(300, 0);
+    let (result, journal) = case.patch(0, None, body(vec![Ok(Bytes::from(head))])).await;
+
+    assert_eq!(result.expect("stored").offset, 300);
+    assert_eq!(
+        journal.entries(),
+        ["append", "record_progress(300) with the format"]
+    );
+}
+
+/// An upload whose first chunk is its last, on a sink without staging: one commit identifies,
+/// completes and queues the job.
+#[tokio::test]
+async fn on_a_sink_without_staging_a_single_chunk_upload_is_identified_by_its_finalisation() {
+    let mut case = Case::at(0);
+    case.expect_locked_lookups();
+    case.h
+        .media
+        .expect_sniff()
+        .times(1)
+        .returning(|_| Some(MediaFormat::Wav));
+    case.h
+        .sink
+        .expect_begin()
+        .times(1)
+        .returning(|_, _| Ok(Staging::default()));
+    case.h.uploads.expect_identify_upload().never();
+    case.expect_no_progress();
+    case.expect_append_to(case.upload.clone(), |received| AppendOutcome {
+        offset: u64::try_from(received.len()).expect("small"),
+        staging: Staging::default(),
+        stop: None,
+    });
+    let id = case.upload.id.clone();
+    let journal = case.h.journal.clone();
+    case.h
+        .uploads
+        .expect_finalize_upload()
+        .withf(move |i, s, identified, at, _| {
+            *i == id && s.is_empty() && *identified == Some(MediaFormat::Wav) && *at == NOW
+        })
+        .times(1)
+        .returning(move |_, _, _, _, _| {
+            journal.push("finalize_upload with the format");
+            Ok(())
+        });
+    case.h.blobs.expect_complete_upload().never();
+
+    let mut whole = b"RIFF".to_vec();
+    whole.resize(usize::try_from(LENGTH).expect("small"), 0);
+    let (result, journal) = case
+        .patch(0, None, body(vec![Ok(Bytes::from(whole))]))
+        .await;
+
+    assert_eq!(result.expect("completed").offset, LENGTH);
+    assert_eq!(
+        journal.entries(),
+        ["append", "finalize_upload with the format", "job_queued"]
+    );
+}
+
 #[tokio::test]
 async fn a_first_chunk_resent_after_a_drop_that_stored_nothing_reuses_the_staging_begun() {
     // A previous first chunk began staging and was identified, then dropped before a byte
@@ -892,9 +995,11 @@ fn expect_finalisation(case: &mut Case, answer: fn() -> Result<(), RepoError>) {
     case.h
         .uploads
         .expect_finalize_upload()
-        .withf(move |i, s, at, _| *i == id && *s == staging && *at == NOW)
+        .withf(move |i, s, identified, at, _| {
+            *i == id && *s == staging && identified.is_none() && *at == NOW
+        })
         .times(1)
-        .returning(move |_, _, _, _| {
+        .returning(move |_, _, _, _, _| {
             let answer = answer();
             journal.push(match &answer {
                 Ok(()) => "finalize_upload",
@@ -1051,10 +1156,12 @@ async fn a_failed_finalising_commit_leaves_the_last_chunk_resendable_and_the_res
         let mut answer = Some(answer);
         h.uploads
             .expect_finalize_upload()
-            .withf(move |i, s, at, _| *i == id && *s == staged_to(LENGTH) && *at == NOW)
+            .withf(move |i, s, identified, at, _| {
+                *i == id && *s == staged_to(LENGTH) && identified.is_none() && *at == NOW
+            })
             .times(1)
             .in_sequence(&mut seq)
-            .returning(move |_, _, _, _| {
+            .returning(move |_, _, _, _, _| {
                 let answer = answer.take().expect("answered once");
                 seen.push(match &answer {
                     Ok(()) => "finalize_upload",
