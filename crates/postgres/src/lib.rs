@@ -3,6 +3,7 @@
 mod config;
 mod error;
 mod locks;
+mod prepared;
 mod repository;
 mod rows;
 mod schema;

@@ -33,6 +33,7 @@ use roughy_app::ports::{LockError, UploadFence, UploadLease, UploadLocks};
 use roughy_domain::ids::random_base62;
 use roughy_domain::UploadId;
 
+use crate::prepared::Prepared;
 use crate::repository::PgRepository;
 use crate::schema::upload_locks;
 
@@ -119,7 +120,7 @@ impl PgUploadLocks {
     /// Inserts the lease row, or takes over a stale one. Whether the lease is ours now.
     async fn try_take(&self, id: &UploadId, generation: i64) -> Result<bool, LockError> {
         let mut conn = self.shared.pool.get().await.map_err(unavailable)?;
-        let taken = diesel::sql_query(
+        let taken = Prepared(diesel::sql_query(
             "INSERT INTO upload_locks (upload_id, holder, generation, heartbeat_at, stop_requested) \
              VALUES ($1, $2, $3, clock_timestamp(), false) \
              ON CONFLICT (upload_id) DO UPDATE SET holder = EXCLUDED.holder, \
@@ -130,7 +131,7 @@ impl PgUploadLocks {
         .bind::<Text, _>(id.as_str())
         .bind::<Text, _>(&self.shared.holder)
         .bind::<BigInt, _>(generation)
-        .bind::<Double, _>(self.shared.settings.stale_after.as_secs_f64())
+        .bind::<Double, _>(self.shared.settings.stale_after.as_secs_f64()))
         .execute(&mut conn)
         .await
         .map_err(unavailable)?;

@@ -11,6 +11,7 @@ use roughy_domain::{AccountId, Asset, AssetId, AssetState, Upload};
 
 use super::{bury, record_purges, stagings_of, Deleted, PgRepository};
 use crate::error::{db_error, StoreError};
+use crate::prepared::Prepared;
 use crate::rows::{overfetch, AssetRow, UploadRow};
 use crate::schema::{assets, upload_tombstones, uploads};
 
@@ -49,8 +50,7 @@ impl AssetRepo for PgRepository {
             }
             // A project that is not the asset's account's fails the (project_id, account_id)
             // foreign key: `NotFound`. Inserting first keeps that answer ahead of a conflict.
-            diesel::insert_into(assets::table)
-                .values(&asset_row)
+            Prepared(diesel::insert_into(assets::table).values(&asset_row))
                 .execute(conn)
                 .await?;
             // A tombstoned upload id stays taken: it must keep answering 410.
@@ -65,8 +65,7 @@ impl AssetRepo for PgRepository {
                 )
                 .into());
             }
-            diesel::insert_into(uploads::table)
-                .values(&upload_row)
+            Prepared(diesel::insert_into(uploads::table).values(&upload_row))
                 .execute(conn)
                 .await?;
             Ok(())

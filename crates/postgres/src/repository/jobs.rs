@@ -12,6 +12,7 @@ use roughy_domain::{Asset, AssetState, EventKind, Upload};
 
 use super::PgRepository;
 use crate::error::{conflict, db_error, StoreError};
+use crate::prepared::Prepared;
 use crate::rows::{AssetChanges, AssetRow, LedgerRow, UploadRow};
 use crate::schema::{accounts, assets, jobs, ledger_entries, uploads};
 
@@ -46,14 +47,13 @@ impl JobRepo for PgRepository {
                 let Some((asset_id, attempts)) = due else {
                     return Ok(None);
                 };
-                diesel::update(jobs::table.find(&asset_id))
-                    .set((
-                        jobs::lease_token.eq(&token),
-                        jobs::leased_until.eq(now + lease),
-                        jobs::attempts.eq(jobs::attempts + 1),
-                    ))
-                    .execute(conn)
-                    .await?;
+                Prepared(diesel::update(jobs::table.find(&asset_id)).set((
+                    jobs::lease_token.eq(&token),
+                    jobs::leased_until.eq(now + lease),
+                    jobs::attempts.eq(jobs::attempts + 1),
+                )))
+                .execute(conn)
+                .await?;
                 // The foreign key keeps the asset as long as its job.
                 let asset: AssetRow = assets::table
                     .find(&asset_id)
@@ -134,19 +134,24 @@ impl JobRepo for PgRepository {
                 if let Some(entry) = charge_entry {
                     // The partial unique index on charged assets makes a second charge of this
                     // asset fail here (a conflict), whatever raced: a charge happens once, ever.
-                    diesel::insert_into(ledger_entries::table)
-                        .values(LedgerRow::from(&entry))
-                        .execute(conn)
-                        .await?;
-                    diesel::update(accounts::table.find(asset.account_id.as_str()))
-                        .set(accounts::balance.eq(entry.balance_after))
-                        .execute(conn)
-                        .await?;
-                }
-                diesel::update(assets::table.find(asset_id))
-                    .set(AssetChanges::try_from(&asset)?)
+                    Prepared(
+                        diesel::insert_into(ledger_entries::table).values(LedgerRow::from(&entry)),
+                    )
                     .execute(conn)
                     .await?;
+                    Prepared(
+                        diesel::update(accounts::table.find(asset.account_id.as_str()))
+                            .set(accounts::balance.eq(entry.balance_after)),
+                    )
+                    .execute(conn)
+                    .await?;
+                }
+                Prepared(
+                    diesel::update(assets::table.find(asset_id))
+                        .set(AssetChanges::try_from(&asset)?),
+                )
+                .execute(conn)
+                .await?;
                 if asset.state == AssetState::Failed {
                     // The start of the failed-bytes retention.
                     diesel::update(assets::table.find(asset_id))
@@ -154,7 +159,7 @@ impl JobRepo for PgRepository {
                         .execute(conn)
                         .await?;
                 }
-                diesel::delete(jobs::table.find(asset_id))
+                Prepared(diesel::delete(jobs::table.find(asset_id)))
                     .execute(conn)
                     .await?;
                 if let Some(kind) = EventKind::for_state(asset.state) {

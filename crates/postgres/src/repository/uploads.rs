@@ -11,6 +11,7 @@ use roughy_domain::{AccountId, Asset, MediaFormat, Staging, Upload, UploadId, Up
 
 use super::{bury, Deleted, PgRepository};
 use crate::error::{conflict, db_error, StoreError};
+use crate::prepared::Prepared;
 use crate::rows::{
     parse_gone_reason, stored_id, upload_state_name, AssetChanges, AssetRow, UploadRow,
 };
@@ -77,25 +78,27 @@ async fn identify(
 ) -> Result<(), StoreError> {
     let mut asset = lock_asset(conn, upload).await?;
     asset.identify(format).map_err(conflict)?;
-    diesel::update(assets::table.find(asset.id.as_str()))
-        .set(AssetChanges::try_from(&asset)?)
-        .execute(conn)
-        .await?;
+    Prepared(
+        diesel::update(assets::table.find(asset.id.as_str())).set(AssetChanges::try_from(&asset)?),
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 /// Writes what the domain decided about an upload: its offset, expiry, state and staging.
 async fn save(conn: &mut AsyncPgConnection, upload: &Upload) -> Result<(), StoreError> {
     let row = UploadRow::try_from(upload)?;
-    diesel::update(uploads::table.find(upload.id.as_str()))
-        .set((
+    Prepared(
+        diesel::update(uploads::table.find(upload.id.as_str())).set((
             uploads::upload_offset.eq(row.upload_offset),
             uploads::expires_at.eq(row.expires_at),
             uploads::state.eq(row.state),
             uploads::staging.eq(row.staging),
-        ))
-        .execute(conn)
-        .await?;
+        )),
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -233,20 +236,21 @@ impl UploadRepo for PgRepository {
             }
             upload.complete(staging.clone()).map_err(conflict)?;
             asset.finish_upload(upload.length.get()).map_err(conflict)?;
-            diesel::update(assets::table.find(asset.id.as_str()))
-                .set(AssetChanges::try_from(&asset)?)
-                .execute(conn)
-                .await?;
+            Prepared(
+                diesel::update(assets::table.find(asset.id.as_str()))
+                    .set(AssetChanges::try_from(&asset)?),
+            )
+            .execute(conn)
+            .await?;
             save(conn, &upload).await?;
             // The job is queued with the state change: a crash after the commit still has it.
-            diesel::insert_into(jobs::table)
-                .values(NewJob {
-                    asset_id: asset.id.as_str(),
-                    available_at: at,
-                    attempts: 0,
-                })
-                .execute(conn)
-                .await?;
+            Prepared(diesel::insert_into(jobs::table).values(NewJob {
+                asset_id: asset.id.as_str(),
+                available_at: at,
+                attempts: 0,
+            }))
+            .execute(conn)
+            .await?;
             Ok(())
         })
         .await?;
