@@ -248,18 +248,28 @@ impl HealthCheck for PgRepository {
 /// referencing the account can still be written), so an account's creates that check a limit
 /// take turns and the count they read holds. `NotFound` when there is no such account.
 async fn lock_account(conn: &mut AsyncPgConnection, id: &str) -> Result<(), StoreError> {
-    use crate::schema::accounts;
-    let account: Option<String> = accounts::table
-        .find(id)
-        .select(accounts::id)
-        .for_no_key_update()
-        .first(conn)
-        .await
-        .optional()?;
+    let account: Option<String> = lock_account_query(id).first(conn).await.optional()?;
     match account {
         Some(_) => Ok(()),
         None => Err(RepoError::NotFound.into()),
     }
+}
+
+/// The statement of [`lock_account`], for a caller that pipelines it with others: it answers
+/// the account's id, or no row.
+fn lock_account_query(
+    id: &str,
+) -> diesel::dsl::ForNoKeyUpdate<
+    diesel::dsl::Select<
+        diesel::dsl::Find<crate::schema::accounts::table, &str>,
+        crate::schema::accounts::id,
+    >,
+> {
+    use crate::schema::accounts;
+    accounts::table
+        .find(id)
+        .select(accounts::id)
+        .for_no_key_update()
 }
 
 /// A tombstone, written when an upload's rows are deleted.

@@ -22,19 +22,22 @@ fn active() -> &'static str {
     upload_state_name(UploadState::Active)
 }
 
-/// Under the lease `fence`, the upload, locked, if it is still taking bytes: `LeaseLost` unless
-/// the fence still holds the upload's lock, else `NotFound` unless the upload is active.
+/// What a fenced write of an upload reads first, under the lease `fence`: the upload, locked,
+/// and with `with_asset` its asset, locked after it. `LeaseLost` unless the fence still holds
+/// the upload's lock, else `NotFound` unless the upload is active.
 ///
 /// The lock row is locked `FOR SHARE` until the transaction ends, so no takeover can commit
-/// between this check and the caller's write. Both reads go out together (pipelined on the
-/// connection, executed in order): one round trip instead of two.
+/// between this check and the caller's write. The reads go out together (pipelined on the
+/// connection, executed in order, so the rows are locked in the usual order): one round trip
+/// instead of up to three.
 async fn lock_fenced(
     conn: &mut AsyncPgConnection,
     id: &UploadId,
     fence: &UploadFence,
-) -> Result<Upload, StoreError> {
+    with_asset: bool,
+) -> Result<(Upload, Option<Asset>), StoreError> {
     let conn: &AsyncPgConnection = conn;
-    let (mut for_fence, mut for_upload) = (conn, conn);
+    let (mut for_fence, mut for_upload, mut for_asset) = (conn, conn, conn);
     let held = upload_locks::table
         .find(id.as_str())
         .filter(upload_locks::holder.eq(&fence.holder))
@@ -48,50 +51,59 @@ async fn lock_fenced(
         .select(UploadRow::as_select())
         .for_update()
         .first::<UploadRow>(&mut for_upload);
-    let (held, row) = futures::future::join(held, row).await;
-    // The fence's answer first: after its failure the second read only reports the aborted
-    // transaction.
+    let asset = async {
+        if !with_asset {
+            return None;
+        }
+        let of_upload = uploads::table.find(id.as_str()).select(uploads::asset_id);
+        Some(
+            assets::table
+                .filter(assets::id.eq_any(of_upload))
+                .select(AssetRow::as_select())
+                .for_update()
+                .first::<AssetRow>(&mut for_asset)
+                .await,
+        )
+    };
+    let (held, row, asset) = futures::join!(held, row, asset);
+    // In the order sent: after a failure, the later reads only report the aborted transaction.
     if held.optional()?.is_none() {
         return Err(RepoError::LeaseLost.into());
     }
-    Ok(Upload::try_from(
-        row.optional()?.ok_or(RepoError::NotFound)?,
-    )?)
+    let upload = Upload::try_from(row.optional()?.ok_or(RepoError::NotFound)?)?;
+    let asset = match asset {
+        Some(asset) => Some(Asset::try_from(
+            asset.optional()?.ok_or(RepoError::NotFound)?,
+        )?),
+        None => None,
+    };
+    Ok((upload, asset))
 }
 
-/// The upload's asset, locked.
-async fn lock_asset(conn: &mut AsyncPgConnection, upload: &Upload) -> Result<Asset, StoreError> {
-    let row: Option<AssetRow> = assets::table
-        .find(upload.asset_id.as_str())
-        .select(AssetRow::as_select())
-        .for_update()
-        .first(conn)
-        .await
-        .optional()?;
-    Ok(Asset::try_from(row.ok_or(RepoError::NotFound)?)?)
+/// [`lock_fenced`] with the asset.
+async fn lock_fenced_with_asset(
+    conn: &mut AsyncPgConnection,
+    id: &UploadId,
+    fence: &UploadFence,
+) -> Result<(Upload, Asset), StoreError> {
+    let (upload, asset) = lock_fenced(conn, id, fence, true).await?;
+    Ok((upload, asset.ok_or(RepoError::NotFound)?))
 }
 
-/// The upload's asset takes the format sniffed from its first chunk ([`Asset::identify`]), in
-/// the caller's transaction.
-async fn identify(
+/// Writes what the domain decided, in the caller's transaction: the upload's offset, expiry,
+/// state and staging; the asset's lifecycle columns, when it changed; and a processing job,
+/// when one is queued. The statements go out together (pipelined): one round trip.
+async fn write(
     conn: &mut AsyncPgConnection,
     upload: &Upload,
-    format: MediaFormat,
+    asset: Option<&Asset>,
+    job: Option<NewJob<'_>>,
 ) -> Result<(), StoreError> {
-    let mut asset = lock_asset(conn, upload).await?;
-    asset.identify(format).map_err(conflict)?;
-    Prepared(
-        diesel::update(assets::table.find(asset.id.as_str())).set(AssetChanges::try_from(&asset)?),
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Writes what the domain decided about an upload: its offset, expiry, state and staging.
-async fn save(conn: &mut AsyncPgConnection, upload: &Upload) -> Result<(), StoreError> {
     let row = UploadRow::try_from(upload)?;
-    Prepared(
+    let changes = asset.map(AssetChanges::try_from).transpose()?;
+    let conn: &AsyncPgConnection = conn;
+    let (mut for_upload, mut for_asset, mut for_job) = (conn, conn, conn);
+    let saved = Prepared(
         diesel::update(uploads::table.find(upload.id.as_str())).set((
             uploads::upload_offset.eq(row.upload_offset),
             uploads::expires_at.eq(row.expires_at),
@@ -99,8 +111,32 @@ async fn save(conn: &mut AsyncPgConnection, upload: &Upload) -> Result<(), Store
             uploads::staging.eq(row.staging),
         )),
     )
-    .execute(conn)
-    .await?;
+    .execute(&mut for_upload);
+    let changed = async {
+        match (asset, changes) {
+            (Some(asset), Some(changes)) => Some(
+                Prepared(diesel::update(assets::table.find(asset.id.as_str())).set(changes))
+                    .execute(&mut for_asset)
+                    .await,
+            ),
+            _ => None,
+        }
+    };
+    let queued = async {
+        match job {
+            // Queued with the state change: a crash after the commit still has it.
+            Some(job) => Some(
+                Prepared(diesel::insert_into(jobs::table).values(job))
+                    .execute(&mut for_job)
+                    .await,
+            ),
+            None => None,
+        }
+    };
+    let (saved, changed, queued) = futures::join!(saved, changed, queued);
+    saved?;
+    changed.transpose()?;
+    queued.transpose()?;
     Ok(())
 }
 
@@ -183,10 +219,10 @@ impl UploadRepo for PgRepository {
     ) -> Result<(), RepoError> {
         let mut conn = self.conn().await?;
         conn.transaction::<_, StoreError, _>(async |conn| {
-            let mut upload = lock_fenced(conn, id, fence).await?;
+            let (mut upload, mut asset) = lock_fenced_with_asset(conn, id, fence).await?;
             upload.stage(staging.clone()).map_err(conflict)?;
-            identify(conn, &upload, format).await?;
-            save(conn, &upload).await
+            asset.identify(format).map_err(conflict)?;
+            write(conn, &upload, Some(&asset), None).await
         })
         .await?;
         Ok(())
@@ -204,14 +240,15 @@ impl UploadRepo for PgRepository {
     ) -> Result<(), RepoError> {
         let mut conn = self.conn().await?;
         conn.transaction::<_, StoreError, _>(async |conn| {
-            let mut upload = lock_fenced(conn, id, fence).await?;
-            if let Some(format) = identified {
-                identify(conn, &upload, format).await?;
-            }
+            let (mut upload, mut asset) =
+                lock_fenced(conn, id, fence, identified.is_some()).await?;
             upload
                 .advance(offset, staging.clone(), expires_at)
                 .map_err(conflict)?;
-            save(conn, &upload).await
+            if let (Some(asset), Some(format)) = (asset.as_mut(), identified) {
+                asset.identify(format).map_err(conflict)?;
+            }
+            write(conn, &upload, asset.as_ref(), None).await
         })
         .await?;
         Ok(())
@@ -228,28 +265,18 @@ impl UploadRepo for PgRepository {
     ) -> Result<(), RepoError> {
         let mut conn = self.conn().await?;
         conn.transaction::<_, StoreError, _>(async |conn| {
-            let mut upload = lock_fenced(conn, id, fence).await?;
-            let mut asset = lock_asset(conn, &upload).await?;
+            let (mut upload, mut asset) = lock_fenced_with_asset(conn, id, fence).await?;
             if let Some(format) = identified {
                 asset.identify(format).map_err(conflict)?;
             }
             upload.complete(staging.clone()).map_err(conflict)?;
             asset.finish_upload(upload.length.get()).map_err(conflict)?;
-            Prepared(
-                diesel::update(assets::table.find(asset.id.as_str()))
-                    .set(AssetChanges::try_from(&asset)?),
-            )
-            .execute(conn)
-            .await?;
-            save(conn, &upload).await?;
-            // The job is queued with the state change: a crash after the commit still has it.
-            Prepared(diesel::insert_into(jobs::table).values(NewJob {
+            let job = NewJob {
                 asset_id: asset.id.as_str(),
                 available_at: at,
                 attempts: 0,
-            }))
-            .execute(conn)
-            .await?;
+            };
+            write(conn, &upload, Some(&asset), Some(job)).await?;
             Ok(())
         })
         .await?;
@@ -268,8 +295,8 @@ impl UploadRepo for PgRepository {
         let mut conn = self.conn().await?;
         let purge = conn
             .transaction::<_, StoreError, _>(async |conn| {
-                let upload = match lock_fenced(conn, id, fence).await {
-                    Ok(upload) => upload,
+                let upload = match lock_fenced(conn, id, fence, false).await {
+                    Ok((upload, _)) => upload,
                     Err(StoreError::Repo(RepoError::NotFound)) => return Ok(None),
                     Err(e) => return Err(e),
                 };
