@@ -126,6 +126,29 @@ impl Case {
             });
     }
 
+    /// A first chunk sniffed as WAV on a sink that stages nothing (local disk): `begin`
+    /// answers no staging, nothing is identified before the bytes, and every byte sent is
+    /// appended.
+    fn expect_wav_on_a_sink_without_staging(&mut self) {
+        self.expect_locked_lookups();
+        self.h
+            .media
+            .expect_sniff()
+            .times(1)
+            .returning(|_| Some(MediaFormat::Wav));
+        self.h
+            .sink
+            .expect_begin()
+            .times(1)
+            .returning(|_, _| Ok(Staging::default()));
+        self.h.uploads.expect_identify_upload().never();
+        self.expect_append_to(self.upload.clone(), |received| AppendOutcome {
+            offset: u64::try_from(received.len()).expect("small"),
+            staging: Staging::default(),
+            stop: None,
+        });
+    }
+
     fn expect_no_append(&mut self) {
         self.h.sink.expect_append().never();
     }
@@ -745,23 +768,7 @@ async fn supported_first_chunk_is_identified_and_staged_before_any_byte_is_store
 #[tokio::test]
 async fn on_a_sink_without_staging_the_format_is_recorded_with_the_first_progress() {
     let mut case = Case::at(0);
-    case.expect_locked_lookups();
-    case.h
-        .media
-        .expect_sniff()
-        .times(1)
-        .returning(|_| Some(MediaFormat::Wav));
-    case.h
-        .sink
-        .expect_begin()
-        .times(1)
-        .returning(|_, _| Ok(Staging::default()));
-    case.h.uploads.expect_identify_upload().never();
-    case.expect_append_to(case.upload.clone(), |received| AppendOutcome {
-        offset: u64::try_from(received.len()).expect("small"),
-        staging: Staging::default(),
-        stop: None,
-    });
+    case.expect_wav_on_a_sink_without_staging();
     let id = case.upload.id.clone();
     let journal = case.h.journal.clone();
     case.h
@@ -793,24 +800,8 @@ async fn on_a_sink_without_staging_the_format_is_recorded_with_the_first_progres
 #[tokio::test]
 async fn on_a_sink_without_staging_a_single_chunk_upload_is_identified_by_its_finalisation() {
     let mut case = Case::at(0);
-    case.expect_locked_lookups();
-    case.h
-        .media
-        .expect_sniff()
-        .times(1)
-        .returning(|_| Some(MediaFormat::Wav));
-    case.h
-        .sink
-        .expect_begin()
-        .times(1)
-        .returning(|_, _| Ok(Staging::default()));
-    case.h.uploads.expect_identify_upload().never();
+    case.expect_wav_on_a_sink_without_staging();
     case.expect_no_progress();
-    case.expect_append_to(case.upload.clone(), |received| AppendOutcome {
-        offset: u64::try_from(received.len()).expect("small"),
-        staging: Staging::default(),
-        stop: None,
-    });
     let id = case.upload.id.clone();
     let journal = case.h.journal.clone();
     case.h
