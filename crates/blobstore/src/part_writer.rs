@@ -469,6 +469,11 @@ impl PartWriter {
             self.error = Some(error);
         }
         // Whatever is buffered will never be written: give the memory back now.
+        self.give_back();
+    }
+
+    /// Hands the buffers not being written (the fill and the spares) back to the pool.
+    fn give_back(&mut self) {
         let fill = std::mem::replace(&mut self.fill, Buffer::empty());
         self.pool
             .give(std::iter::once(fill).chain(self.spare.drain(..)));
@@ -479,9 +484,7 @@ impl Drop for PartWriter {
     /// The buffers not being written go back to the pool (those of writes still running, on a
     /// cancelled append, are freed by their tasks).
     fn drop(&mut self) {
-        let fill = std::mem::replace(&mut self.fill, Buffer::empty());
-        self.pool
-            .give(std::iter::once(fill).chain(self.spare.drain(..)));
+        self.give_back();
     }
 }
 

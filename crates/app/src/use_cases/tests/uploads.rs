@@ -801,21 +801,12 @@ async fn on_a_sink_without_staging_the_format_is_recorded_with_the_first_progres
 async fn on_a_sink_without_staging_a_single_chunk_upload_is_identified_by_its_finalisation() {
     let mut case = Case::at(0);
     case.expect_wav_on_a_sink_without_staging();
-    case.expect_no_progress();
-    let id = case.upload.id.clone();
-    let journal = case.h.journal.clone();
-    case.h
-        .uploads
-        .expect_finalize_upload()
-        .withf(move |i, s, identified, at, _| {
-            *i == id && s.is_empty() && *identified == Some(MediaFormat::Wav) && *at == NOW
-        })
-        .times(1)
-        .returning(move |_, _, _, _, _| {
-            journal.push("finalize_upload with the format");
-            Ok(())
-        });
-    case.h.blobs.expect_complete_upload().never();
+    expect_finalisation_of(
+        &mut case,
+        Staging::default(),
+        Some(MediaFormat::Wav),
+        || Ok(()),
+    );
 
     let mut whole = b"RIFF".to_vec();
     whole.resize(usize::try_from(LENGTH).expect("small"), 0);
@@ -826,7 +817,7 @@ async fn on_a_sink_without_staging_a_single_chunk_upload_is_identified_by_its_fi
     assert_eq!(result.expect("completed").offset, LENGTH);
     assert_eq!(
         journal.entries(),
-        ["append", "finalize_upload with the format", "job_queued"]
+        ["append", "finalize_upload", "job_queued"]
     );
 }
 
@@ -980,14 +971,25 @@ async fn stored_chunk_records_the_new_offset_and_refreshes_the_expiry() {
 /// PATCH never completes the object (the processing job does) and never records the length
 /// as progress (only finalisation reaches it).
 fn expect_finalisation(case: &mut Case, answer: fn() -> Result<(), RepoError>) {
-    let id = case.upload.id.clone();
     let staging = staged_to(case.upload.length.get());
+    expect_finalisation_of(case, staging, None, answer);
+}
+
+/// [`expect_finalisation`] with this final staging and this identification of the first
+/// chunk's format (an upload finalised by its first chunk, on a sink without staging).
+fn expect_finalisation_of(
+    case: &mut Case,
+    staging: Staging,
+    format: Option<MediaFormat>,
+    answer: fn() -> Result<(), RepoError>,
+) {
+    let id = case.upload.id.clone();
     let journal = case.h.journal.clone();
     case.h
         .uploads
         .expect_finalize_upload()
         .withf(move |i, s, identified, at, _| {
-            *i == id && *s == staging && identified.is_none() && *at == NOW
+            *i == id && *s == staging && *identified == format && *at == NOW
         })
         .times(1)
         .returning(move |_, _, _, _, _| {
