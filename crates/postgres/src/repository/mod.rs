@@ -25,12 +25,11 @@ use std::collections::HashMap;
 use std::fmt;
 
 use async_trait::async_trait;
-use deadpool::managed::Metrics;
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel::ConnectionError;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
-use diesel_async::pooled_connection::deadpool::{Hook, HookError, Object, Pool};
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
@@ -134,11 +133,11 @@ impl PgRepository {
 fn build_pool(config: &PgConfig) -> Result<Pool<AsyncPgConnection>, ConnectError> {
     let statement_timeout_ms = config.statement_timeout.as_millis();
     let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
-    // A connection in steady use is handed out as it is: one whose socket closed (the server
-    // restarted, or terminated it) is dropped by the fast check, and `verify_if_idle` tests one
-    // that sat unused long enough for a silent network failure. `Verified` cost a `SELECT 1`
-    // round trip on every checkout, a PATCH's biggest overhead after its commits.
-    manager_config.recycling_method = RecyclingMethod::Fast;
+    // Every checkout tests the connection (`SELECT 1`): a connection the server terminated a
+    // moment ago is replaced instead of failing the caller's first statement. `Fast` saved that
+    // round trip but let such a connection fail a job's release, stranding the job until its
+    // lease ran out (a fresh-clone CI run of the connection-termination fault test).
+    manager_config.recycling_method = RecyclingMethod::Verified;
     manager_config.custom_setup = Box::new(move |url| {
         let url = url.to_owned();
         Box::pin(async move {
@@ -159,34 +158,9 @@ fn build_pool(config: &PgConfig) -> Result<Pool<AsyncPgConnection>, ConnectError
         .wait_timeout(Some(config.wait_timeout))
         .create_timeout(Some(config.create_timeout))
         .recycle_timeout(Some(config.recycle_timeout))
-        .pre_recycle(verify_if_idle(config.recycle_timeout))
         .runtime(deadpool::Runtime::Tokio1)
         .build()
         .map_err(|e| ConnectError::Pool(e.to_string()))
-}
-
-/// A pooled connection unused for longer than this answers a `SELECT 1` before it is handed out.
-const VERIFY_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// The pool hook that tests a connection idle for [`VERIFY_AFTER_IDLE`] (within `timeout`); a
-/// connection that fails is dropped and the pool tries the next or opens a new one.
-fn verify_if_idle(timeout: std::time::Duration) -> Hook<AsyncPgConnection> {
-    Hook::async_fn(move |conn: &mut AsyncPgConnection, metrics: &Metrics| {
-        Box::pin(async move {
-            if metrics.last_used() < VERIFY_AFTER_IDLE {
-                return Ok(());
-            }
-            match tokio::time::timeout(timeout, diesel::sql_query("SELECT 1").execute(conn)).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(HookError::message(format!(
-                    "idle connection failed its check: {e}"
-                ))),
-                Err(_) => Err(HookError::message(
-                    "idle connection did not answer its check in time",
-                )),
-            }
-        })
-    })
 }
 
 /// Applies the pending migrations over a dedicated connection.
