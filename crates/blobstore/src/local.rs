@@ -205,9 +205,9 @@ impl LocalBlobStore {
             let too_long = chunk.len() as u64 > room;
             // Only the bytes up to the limit are kept; `room` < chunk.len() fits a usize here.
             let keep = if too_long {
-                &chunk[..usize::try_from(room).unwrap_or(0)]
+                chunk.slice(..usize::try_from(room).unwrap_or(0))
             } else {
-                &chunk[..]
+                chunk
             };
             if !keep.is_empty() {
                 if writer.is_none() {
@@ -216,13 +216,14 @@ impl LocalBlobStore {
                         Err(outcome) => return outcome,
                     };
                 }
+                let kept = keep.len() as u64;
                 if let Some(writer) = writer.as_mut() {
                     writer.push(keep).await;
                     if writer.failed() {
                         break;
                     }
                 }
-                received += keep.len() as u64;
+                received += kept;
             }
             if too_long {
                 stop = Some(AppendStop::TooLong);
