@@ -4,20 +4,62 @@
 //! another worker. A transient failure gives the job back with an exponentially growing delay;
 //! after [`IngestConfig::job_max_attempts`](super::IngestConfig) attempts (a worker that died
 //! mid-job counts as one) the asset ends `failed` with `processing_failed`, never charged.
+//!
+//! Settling and giving a job back are tried again, after short pauses, while the repository
+//! answers "unavailable" (a connection terminated under the worker, a failover): a measurement
+//! is not thrown away for one dropped connection, and one failed release does not leave the
+//! job leased, untouched, until its lease runs out. Both are fenced by the claim, so a retry
+//! after a lost answer changes nothing.
 
+use std::future::Future;
 use std::pin::pin;
 
 use futures::future::{self, Either};
 use time::Duration;
 
-use roughy_domain::{AssetFailure, AssetState, MediaFormat};
+use roughy_domain::{AssetFailure, AssetId, AssetState, MediaFormat};
 
 use super::Ingest;
 use crate::error::IngestError;
-use crate::ports::{BlobError, Job, JobOutcome, MediaInfo, ProbeError, ProcessingOutcome};
+use crate::ports::{
+    BlobError, Job, JobOutcome, MediaInfo, ProbeError, ProcessingOutcome, RepoError,
+};
 
 /// The `error_code` of an asset whose processing kept failing for reasons not in its bytes.
 pub const PROCESSING_FAILED: &str = "processing_failed";
+
+/// The pauses before a job's settlement or release is tried again while the repository is
+/// unavailable (see the module documentation): four tries within 2.6 s, far inside a lease.
+pub const REPOSITORY_RETRY_PAUSES: [std::time::Duration; 3] = [
+    std::time::Duration::from_millis(100),
+    std::time::Duration::from_millis(500),
+    std::time::Duration::from_secs(2),
+];
+
+/// Runs `op`, and again after each of [`REPOSITORY_RETRY_PAUSES`] while it answers
+/// [`RepoError::Unavailable`]. Any other answer is returned at once.
+async fn retry_unavailable<T, F>(
+    what: &str,
+    asset: &AssetId,
+    mut op: impl FnMut() -> F,
+) -> Result<T, RepoError>
+where
+    F: Future<Output = Result<T, RepoError>>,
+{
+    let mut pauses = REPOSITORY_RETRY_PAUSES.iter();
+    loop {
+        match op().await {
+            Err(RepoError::Unavailable(cause)) => match pauses.next() {
+                Some(pause) => {
+                    tracing::warn!(%asset, error = %cause, retry_in_ms = pause.as_millis(), "{what}: repository unavailable; trying again");
+                    tokio::time::sleep(*pause).await;
+                }
+                None => return Err(RepoError::Unavailable(cause)),
+            },
+            answer => return answer,
+        }
+    }
+}
 
 impl Ingest {
     /// Claims and runs one processing job. Returns whether there was one.
@@ -84,23 +126,33 @@ impl Ingest {
                     let delay = self.retry_delay(attempt);
                     tracing::warn!(asset = %asset_id, attempt, retry_in_secs = delay.whole_seconds(), %reason, "probe could not run; job released for retry");
                     let retry_at = self.ports.clock.now() + delay;
-                    self.ports.jobs.release_job(&job, retry_at).await?;
+                    retry_unavailable("giving the job back", &asset_id, || {
+                        self.ports.jobs.release_job(&job, retry_at)
+                    })
+                    .await?;
                     report(sniffed, ProcessingOutcome::Retried);
                     return Ok(true);
                 }
             }
         };
         let at = roughy_domain::time_format::to_micros(self.ports.clock.now());
-        let settled = match self.ports.jobs.complete_job(&job, &outcome, at).await {
+        let settled = match retry_unavailable("settling the job", &asset_id, || {
+            self.ports.jobs.complete_job(&job, &outcome, at)
+        })
+        .await
+        {
             Ok(settled) => settled,
             Err(e) => {
                 // Nothing was settled (one transaction). Give the job back now rather than
-                // leaving it leased until its lease runs out; if even that fails, the lease's
-                // end frees it.
+                // leaving it leased until its lease runs out; if even that keeps failing, the
+                // lease's end frees it.
                 let delay = self.retry_delay(attempt);
                 tracing::warn!(asset = %asset_id, error = %e, retry_in_secs = delay.whole_seconds(), "settling the job failed; job released for retry");
                 let retry_at = self.ports.clock.now() + delay;
-                if let Err(release) = self.ports.jobs.release_job(&job, retry_at).await {
+                let release = retry_unavailable("giving the job back", &asset_id, || {
+                    self.ports.jobs.release_job(&job, retry_at)
+                });
+                if let Err(release) = release.await {
                     tracing::warn!(asset = %asset_id, error = %release, "could not release the job; it is retried when its lease runs out");
                 }
                 return Err(e.into());

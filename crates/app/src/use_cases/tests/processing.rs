@@ -19,7 +19,7 @@ use crate::error::IngestError;
 use crate::ports::{
     BlobError, BlobReader, Job, JobOutcome, MediaInfo, MediaInspector, ProbeError, RepoError,
 };
-use crate::use_cases::processing::PROCESSING_FAILED;
+use crate::use_cases::processing::{PROCESSING_FAILED, REPOSITORY_RETRY_PAUSES};
 
 /// A claimed job for a `processing` asset sniffed as `sniffed`, with its completed upload.
 fn job(sniffed: Option<MediaFormat>) -> Job {
@@ -618,27 +618,91 @@ async fn a_job_whose_lease_was_lost_stops_without_settling() {
     assert!(h.build().process_next_job().await.expect("ran"));
 }
 
-#[tokio::test]
-async fn a_settlement_that_fails_gives_the_job_back_at_once() {
-    let mut h = Harness::new();
+/// The job measured as one minute of WAV: claimed, completed into its object and probed.
+fn measured_job(h: &mut Harness) -> Job {
     let job = job(Some(MediaFormat::Wav));
-    expect_claim(&mut h, &job);
-    expect_object(&mut h, &job);
-    expect_probe(&mut h, MediaFormat::Wav, || {
+    expect_claim(h, &job);
+    expect_object(h, &job);
+    expect_probe(h, MediaFormat::Wav, || {
         Ok(MediaInfo {
             duration: DurationMs::from_millis(60_000),
             format: MediaFormat::Wav,
         })
     });
+    job
+}
+
+/// A repository call that answers "unavailable" `failures` times, then `answer`.
+fn unavailable_then<T: Clone>(failures: usize, answer: T) -> impl FnMut() -> Result<T, RepoError> {
+    let mut calls = 0;
+    move || {
+        calls += 1;
+        if calls <= failures {
+            Err(RepoError::Unavailable("connection terminated".into()))
+        } else {
+            Ok(answer.clone())
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_settlement_that_finds_the_repository_unavailable_is_tried_again() {
+    let mut h = Harness::new();
+    let job = measured_job(&mut h);
+    let settled = job.clone();
+    let mut answer = unavailable_then(REPOSITORY_RETRY_PAUSES.len(), Some(AssetState::Ready));
     h.jobs
         .expect_complete_job()
-        .times(1)
+        .withf(move |j, _, at| *j == settled && *at == NOW)
+        .times(REPOSITORY_RETRY_PAUSES.len() + 1)
+        .returning(move |_, _, _| answer());
+    // The measurement is kept: settled on the last try, never given back.
+    h.jobs.expect_release_job().never();
+
+    let started = tokio::time::Instant::now();
+    assert!(h.build().process_next_job().await.expect("ran"));
+    let paused: std::time::Duration = REPOSITORY_RETRY_PAUSES.iter().sum();
+    assert_eq!(started.elapsed(), paused);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_settlement_that_keeps_failing_gives_the_job_back_at_once() {
+    let mut h = Harness::new();
+    let job = measured_job(&mut h);
+    h.jobs
+        .expect_complete_job()
+        .times(REPOSITORY_RETRY_PAUSES.len() + 1)
         .returning(|_, _, _| Err(RepoError::Unavailable("connection terminated".into())));
-    // Not left leased until the lease runs out: retried after the first retry delay.
+    // Not left leased until the lease runs out: retried after the first retry delay. The
+    // release finds the repository unavailable too, and is tried again until it is back.
     let released = job.clone();
+    let mut answer = unavailable_then(2, ());
     h.jobs
         .expect_release_job()
         .withf(move |j, retry_at| *j == released && *retry_at == NOW + JOB_RETRY_DELAY)
+        .times(3)
+        .returning(move |_, _| answer());
+
+    let err = h
+        .build()
+        .process_next_job()
+        .await
+        .expect_err("the settlement failed");
+    assert!(matches!(err, IngestError::Unavailable(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_settlement_refused_for_another_reason_is_not_tried_again() {
+    let mut h = Harness::new();
+    let job = measured_job(&mut h);
+    h.jobs
+        .expect_complete_job()
+        .times(1)
+        .returning(|_, _, _| Err(RepoError::Internal("constraint broken".into())));
+    let released = job.clone();
+    h.jobs
+        .expect_release_job()
+        .withf(move |j, _| *j == released)
         .times(1)
         .returning(|_, _| Ok(()));
 
@@ -647,5 +711,5 @@ async fn a_settlement_that_fails_gives_the_job_back_at_once() {
         .process_next_job()
         .await
         .expect_err("the settlement failed");
-    assert!(matches!(err, IngestError::Unavailable(_)), "{err:?}");
+    assert!(matches!(err, IngestError::Internal(_)), "{err:?}");
 }
