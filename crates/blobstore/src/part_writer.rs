@@ -47,21 +47,24 @@ use tokio::task::{spawn_blocking, JoinHandle};
 /// The default size of one write buffer (1 MiB): large enough that a gigabyte upload costs a
 /// thousand writes (and direct writes of this size run at the disk's full speed), small enough
 /// that the last write of a PATCH, which starts only when its last byte arrived, is short.
+/// Against four 2 MiB buffers, with the deferred copies (3 rounds each): one 1 GiB PATCH 1152
+/// → 1396 MB/s, 16 MiB PATCHes 823 → 906, 5 MiB PATCHes 528 → 607.
 pub const WRITE_BUFFER_SIZE: usize = 1024 * 1024;
 
 /// How many write buffers one append holds at most: the one being filled from the network and
-/// up to seven being written (8 MiB per upload in all at the default size). One write at a
-/// time leaves the disk idle between writes. Four 2 MiB buffers against eight of 1 MiB, same
-/// memory, 3 rounds each: one 1 GiB PATCH 1152 → 1396 MB/s, 16 MiB PATCHes 823 → 906, 5 MiB
-/// PATCHes 528 → 607 (eight of 512 KiB: 1218, 892, 614).
-pub const WRITE_BUFFERS: usize = 8;
+/// up to three being written (4 MiB per upload in all at the default size). One write at a
+/// time leaves the disk idle between writes; more than three queued measured slower on this
+/// virtual disk, not faster: 1 MiB buffers, eight against four, six paired rounds each of
+/// `roughy-bench --only one,chunked`: one 1 GiB PATCH 1290 → 1397 MB/s (medians), 16 MiB
+/// PATCHes 975 → 1028, 5 MiB PATCHes 661 → 666.
+pub const WRITE_BUFFERS: usize = 4;
 
 /// The smallest chunk whose copy into a write buffer is left to the blocking task that writes
 /// the buffer (see the module documentation).
 pub const DEFERRED_COPY_MIN: usize = 16 * 1024;
 
 /// How many idle write buffers a store keeps for its next appends (see [`BufferPool`]): those
-/// of two appends, 16 MiB at the default size.
+/// of two appends, 8 MiB at the default size.
 pub const IDLE_WRITE_BUFFERS: usize = 2 * WRITE_BUFFERS;
 
 /// The alignment `O_DIRECT` needs of file offsets, lengths and memory: 4 KiB covers disks
@@ -637,7 +640,7 @@ mod tests {
             writer.push(Bytes::from(chunk.clone())).await;
             assert!(writer.held_bytes() <= writer.max_held_bytes());
         }
-        assert!(writer.max_held_bytes() <= 17 * 1024 * 1024);
+        assert!(writer.max_held_bytes() <= 9 * 1024 * 1024);
         let (durable, error) = writer.finish().await;
         assert!(error.is_none());
         assert_eq!(durable, 64 * 1024 * 1024);
