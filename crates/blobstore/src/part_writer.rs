@@ -331,6 +331,11 @@ struct Deferred {
     bytes: Bytes,
 }
 
+/// The bytes of chunks waiting to be copied in (at most `size / DEFERRED_COPY_MIN` of them).
+fn deferred_bytes(deferred: &[Deferred]) -> usize {
+    deferred.iter().map(|chunk| chunk.bytes.len()).sum()
+}
+
 /// A buffer on its way to the disk: the chunks it still has to take in, then the write.
 fn write_out(file: &PartFile, mut buffer: Buffer, deferred: Vec<Deferred>) -> WriteDone {
     for chunk in deferred {
@@ -362,8 +367,6 @@ pub(crate) struct PartWriter {
     fill: Buffer,
     /// The chunks whose place in `fill` is reserved, to be copied by its write.
     deferred: Vec<Deferred>,
-    /// Their bytes.
-    deferred_bytes: usize,
     /// Buffers finished writes handed back, reused for the next fills.
     spare: Vec<Buffer>,
     buffer_size: usize,
@@ -401,7 +404,6 @@ impl PartWriter {
             in_flight: VecDeque::with_capacity(WRITE_BUFFERS),
             fill,
             deferred: Vec::new(),
-            deferred_bytes: 0,
             spare: Vec::with_capacity(WRITE_BUFFERS),
             buffer_size,
             align,
@@ -420,7 +422,7 @@ impl PartWriter {
     /// chunks they wait for).
     pub(crate) fn held_bytes(&self) -> usize {
         self.fill.capacity()
-            + self.deferred_bytes
+            + deferred_bytes(&self.deferred)
             + self.spare.iter().map(Buffer::capacity).sum::<usize>()
             + self.in_flight.iter().map(|w| w.capacity).sum::<usize>()
     }
@@ -439,7 +441,6 @@ impl PartWriter {
             self.position += now.len() as u64;
             if now.len() >= DEFERRED_COPY_MIN {
                 let at = self.fill.claim(now.len());
-                self.deferred_bytes += now.len();
                 self.deferred.push(Deferred { at, bytes: now });
             } else {
                 self.fill.extend(&now);
@@ -496,7 +497,7 @@ impl PartWriter {
         let deferred = std::mem::take(&mut self.deferred);
         let (len, capacity) = (
             buffer.filled(),
-            buffer.capacity() + std::mem::take(&mut self.deferred_bytes),
+            buffer.capacity() + deferred_bytes(&deferred),
         );
         let file = Arc::clone(&self.file);
         let task = spawn_blocking(move || write_out(&file, buffer, deferred));
@@ -541,7 +542,6 @@ impl PartWriter {
     /// Hands the buffers not being written (the fill and the spares) back to the pool.
     fn give_back(&mut self) {
         self.deferred.clear();
-        self.deferred_bytes = 0;
         let fill = std::mem::replace(&mut self.fill, Buffer::empty());
         self.pool
             .give(std::iter::once(fill).chain(self.spare.drain(..)));

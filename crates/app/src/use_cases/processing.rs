@@ -15,7 +15,7 @@ use std::future::Future;
 use std::pin::pin;
 
 use futures::future::{self, Either};
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 
 use roughy_domain::{AssetFailure, AssetId, AssetState, MediaFormat};
 
@@ -126,10 +126,7 @@ impl Ingest {
                     let delay = self.retry_delay(attempt);
                     tracing::warn!(asset = %asset_id, attempt, retry_in_secs = delay.whole_seconds(), %reason, "probe could not run; job released for retry");
                     let retry_at = self.ports.clock.now() + delay;
-                    retry_unavailable("giving the job back", &asset_id, || {
-                        self.ports.jobs.release_job(&job, retry_at)
-                    })
-                    .await?;
+                    self.give_back(&job, retry_at).await?;
                     report(sniffed, ProcessingOutcome::Retried);
                     return Ok(true);
                 }
@@ -149,10 +146,7 @@ impl Ingest {
                 let delay = self.retry_delay(attempt);
                 tracing::warn!(asset = %asset_id, error = %e, retry_in_secs = delay.whole_seconds(), "settling the job failed; job released for retry");
                 let retry_at = self.ports.clock.now() + delay;
-                let release = retry_unavailable("giving the job back", &asset_id, || {
-                    self.ports.jobs.release_job(&job, retry_at)
-                });
-                if let Err(release) = release.await {
+                if let Err(release) = self.give_back(&job, retry_at).await {
                     tracing::warn!(asset = %asset_id, error = %release, "could not release the job; it is retried when its lease runs out");
                 }
                 return Err(e.into());
@@ -228,6 +222,15 @@ impl Ingest {
     /// when the claim is lost (taken over, or the asset deleted with its job); a failed
     /// renewal is retried at the next tick (if the lease runs out meanwhile, settling finds
     /// the claim stale and changes nothing).
+    /// Gives the job back, to be claimed again at `retry_at` (tried again while the repository
+    /// is unavailable).
+    async fn give_back(&self, job: &Job, retry_at: OffsetDateTime) -> Result<(), RepoError> {
+        retry_unavailable("giving the job back", &job.asset.id, || {
+            self.ports.jobs.release_job(job, retry_at)
+        })
+        .await
+    }
+
     async fn keep_leased(&self, job: &Job) {
         let lease = self.config.job_lease;
         let every = (lease / 3_i32).max(Duration::milliseconds(100));
